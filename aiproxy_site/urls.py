@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from analytics.views import usage_list
+from keys.api import ApiKeyDetailView, ApiKeyListView
+from tenants.views import home
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("accounts/", include("allauth.urls")),
+    path("workspaces/", include("tenants.urls")),
+    path("keys/", include("keys.urls")),
+    path("usage/", usage_list, name="usage"),
+    path("admin/", admin.site.urls),
+    path("api/keys/", ApiKeyListView.as_view(), name="api-keys"),
+    path("api/keys/<int:key_id>/", ApiKeyDetailView.as_view(), name="api-key-detail"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

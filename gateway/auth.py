@@ -1,0 +1,58 @@
+"""Step 1 of the pipeline: API key -> key record (workspace, key id)."""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.conf import settings
+
+from .directory import Directory, KeyRecord
+from .errors import unauthorized
+
+KEY_PREFIX = "sk-aip-"
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _bearer(headers: dict[bytes, bytes]) -> str | None:
+    value = headers.get(b"authorization")
+    if value is None:
+        api_key = headers.get(b"x-api-key")
+        return api_key.decode("latin-1").strip() if api_key else None
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("Malformed Authorization header: expected 'Bearer <API key>'.")
+    return token.strip()
+
+
+def _host_slug(headers: dict[bytes, bytes]) -> str | None:
+    """The workspace slug when the request came to `<slug>.<BASE_DOMAIN>`."""
+    host = headers.get(b"host", b"").decode("latin-1").lower()
+    host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    suffix = "." + settings.BASE_DOMAIN.lower()
+    if host.endswith(suffix):
+        label = host[: -len(suffix)]
+        if label and "." not in label:
+            return label
+    return None
+
+
+async def key_authenticate(directory: Directory, headers: dict[bytes, bytes]) -> KeyRecord:
+    secret = _bearer(headers)
+    if not secret:
+        raise unauthorized(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <API key>'.", code="missing_api_key"
+        )
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        raise unauthorized("Incorrect API key provided.")
+    record = await directory.key_lookup(key_hash(secret))
+    if record is None:
+        raise unauthorized("Incorrect API key provided.")
+    if record.revoked:
+        raise unauthorized("This API key has been revoked.", code="revoked_api_key")
+    slug = _host_slug(headers)
+    if slug is not None and slug != record.slug:
+        raise unauthorized("This API key does not belong to this workspace.", code="wrong_workspace")
+    return record

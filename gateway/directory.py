@@ -1,0 +1,210 @@
+"""The hot directory: API key records and the model catalog, as the gateway reads them.
+
+Django-side services write here (Redis) whenever a key or the catalog changes; the
+gateway keeps a small in-process copy. Key records are re-read from Redis at most
+every KEY_TTL seconds, so a revoked key stops working in every process within one
+second, and a warm request costs no SQL query and (for the key) no Redis round trip.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+KEY_TTL = 0.5
+CATALOG_CHECK_INTERVAL = 1.0
+KEY_PREFIX = "aip:key:"
+CATALOG_KEY = "aip:catalog"
+CATALOG_VERSION_KEY = "aip:catalog:version"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_hash: str
+    workspace_id: int
+    schema: str
+    slug: str
+    key_id: int
+    key_name: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One model on one provider, as the router and adapters need it."""
+
+    public_name: str
+    upstream_name: str
+    provider_name: str
+    provider_kind: str
+    base_url: str
+    credential: str
+    api_version: str
+    input_price_per_mtok: float
+    output_price_per_mtok: float
+    context_window: int | None
+    workspace_ids: frozenset[int]
+    created: int
+
+    def visible_to(self, workspace_id: int) -> bool:
+        return not self.workspace_ids or workspace_id in self.workspace_ids
+
+
+@functools.cache
+def redis_sync() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+# --- writers (Django side, sync) -----------------------------------------------------
+
+def key_record_write(record: KeyRecord) -> None:
+    payload = {
+        "workspace_id": record.workspace_id,
+        "schema": record.schema,
+        "slug": record.slug,
+        "key_id": record.key_id,
+        "key_name": record.key_name,
+        "revoked": record.revoked,
+    }
+    redis_sync().set(KEY_PREFIX + record.key_hash, orjson.dumps(payload))
+
+
+def key_record_load(key_hash: str) -> KeyRecord | None:
+    """Rebuild a key's record from PostgreSQL (cold start, Redis lost) and publish it."""
+    from django_tenants.utils import schema_context
+
+    from keys.models import ApiKey
+    from tenants.models import KeyIndex
+
+    entry = KeyIndex.objects.select_related("workspace").filter(key_hash=key_hash).first()
+    if entry is None:
+        return None
+    with schema_context(entry.workspace.schema_name):
+        key = ApiKey.objects.filter(pk=entry.key_id).first()
+    if key is None:
+        return None
+    record = KeyRecord(
+        key_hash=key_hash,
+        workspace_id=entry.workspace_id,
+        schema=entry.workspace.schema_name,
+        slug=entry.workspace.slug,
+        key_id=key.pk,
+        key_name=key.name,
+        revoked=key.revoked_at is not None,
+    )
+    key_record_write(record)
+    return record
+
+
+def catalog_snapshot_build() -> dict[str, Any]:
+    from .models import Model
+
+    models = []
+    queryset = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
+    for m in queryset.prefetch_related("workspaces"):
+        models.append(
+            {
+                "public_name": m.public_name,
+                "upstream_name": m.upstream_name,
+                "provider_name": m.provider.name,
+                "provider_kind": m.provider.kind,
+                "base_url": m.provider.base_url,
+                "credential_encrypted": m.provider.credential_encrypted,
+                "api_version": m.provider.api_version,
+                "input_price_per_mtok": str(m.input_price_per_mtok),
+                "output_price_per_mtok": str(m.output_price_per_mtok),
+                "context_window": m.context_window,
+                "workspace_ids": [w.pk for w in m.workspaces.all()],
+                "created": int(m.created_at.timestamp()),
+            }
+        )
+    return {"models": models}
+
+
+def catalog_publish() -> dict[str, Any]:
+    """Write the catalog snapshot to Redis; credentials stay encrypted there."""
+    snapshot = catalog_snapshot_build()
+    client = redis_sync()
+    pipe = client.pipeline()
+    pipe.set(CATALOG_KEY, orjson.dumps(snapshot))
+    pipe.incr(CATALOG_VERSION_KEY)
+    pipe.execute()
+    return snapshot
+
+
+# --- reader (gateway side, async) ------------------------------------------------------
+
+def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment]:
+    from .credentials import credential_decrypt
+
+    result = {}
+    for m in snapshot["models"]:
+        result[m["public_name"]] = Deployment(
+            public_name=m["public_name"],
+            upstream_name=m["upstream_name"],
+            provider_name=m["provider_name"],
+            provider_kind=m["provider_kind"],
+            base_url=m["base_url"].rstrip("/"),
+            credential=credential_decrypt(m["credential_encrypted"]) if m["credential_encrypted"] else "",
+            api_version=m["api_version"],
+            input_price_per_mtok=float(m["input_price_per_mtok"]),
+            output_price_per_mtok=float(m["output_price_per_mtok"]),
+            context_window=m["context_window"],
+            workspace_ids=frozenset(m["workspace_ids"]),
+            created=m["created"],
+        )
+    return result
+
+
+class Directory:
+    """Per-process view of key records and the catalog."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.redis = client
+        self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._catalog: dict[str, Deployment] | None = None
+        self._catalog_version: bytes | None = None
+        self._catalog_checked = 0.0
+
+    async def key_lookup(self, key_hash: str) -> KeyRecord | None:
+        now = time.monotonic()
+        cached = self._keys.get(key_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        raw = await self.redis.get(KEY_PREFIX + key_hash)
+        record: KeyRecord | None
+        if raw is not None:
+            data = orjson.loads(raw)
+            record = KeyRecord(key_hash=key_hash, **data)
+        else:
+            record = await sync_to_async(key_record_load, thread_sensitive=False)(key_hash)
+        if len(self._keys) > 100_000:
+            self._keys.clear()
+        self._keys[key_hash] = (now + KEY_TTL, record)
+        return record
+
+    async def catalog(self) -> dict[str, Deployment]:
+        now = time.monotonic()
+        if self._catalog is not None and now - self._catalog_checked < CATALOG_CHECK_INTERVAL:
+            return self._catalog
+        self._catalog_checked = now
+        version = await self.redis.get(CATALOG_VERSION_KEY)
+        if self._catalog is not None and version == self._catalog_version:
+            return self._catalog
+        raw = await self.redis.get(CATALOG_KEY)
+        if raw is None:
+            snapshot = await sync_to_async(catalog_publish, thread_sensitive=False)()
+            version = await self.redis.get(CATALOG_VERSION_KEY)
+        else:
+            snapshot = orjson.loads(raw)
+        self._catalog = _deployments_from_snapshot(snapshot)
+        self._catalog_version = version
+        return self._catalog

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from django.db import models
+
+from .credentials import credential_decrypt, credential_encrypt
+
+
+class Provider(models.Model):
+    class Kind(models.TextChoices):
+        OPENAI = "openai", "OpenAI"
+        AZURE_OPENAI = "azure-openai", "Azure OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
+        GEMINI = "gemini", "Google Gemini"
+        COHERE = "cohere", "Cohere"
+        OPENAI_COMPATIBLE = "openai-compatible", "OpenAI-compatible (vLLM, Ollama, llama.cpp, LM Studio)"
+        FAKE = "fake", "Built-in fake provider"
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    base_url = models.URLField(max_length=500, help_text="e.g. https://api.openai.com/v1")
+    credential_encrypted = models.TextField(blank=True, editable=False)
+    api_version = models.CharField(max_length=32, blank=True, help_text="Azure OpenAI api-version, Anthropic version.")
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_credential(self, value: str) -> None:
+        self.credential_encrypted = credential_encrypt(value) if value else ""
+
+    def get_credential(self) -> str:
+        return credential_decrypt(self.credential_encrypted) if self.credential_encrypted else ""
+
+    @property
+    def has_credential(self) -> bool:
+        return bool(self.credential_encrypted)
+
+
+class Model(models.Model):
+    public_name = models.CharField(max_length=128, unique=True, help_text="The name clients send as `model`.")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
+    upstream_name = models.CharField(max_length=128, help_text="The model name the provider expects.")
+    input_price_per_mtok = models.DecimalField("input price per 1M tokens (USD)", max_digits=12, decimal_places=6, default=0)
+    output_price_per_mtok = models.DecimalField("output price per 1M tokens (USD)", max_digits=12, decimal_places=6, default=0)
+    context_window = models.IntegerField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    workspaces = models.ManyToManyField(
+        "tenants.Workspace", blank=True, help_text="Leave empty to offer the model to every workspace."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["public_name"]
+
+    def __str__(self) -> str:
+        return self.public_name

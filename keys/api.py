@@ -1,0 +1,84 @@
+"""Management API for API keys (DRF). Serializers translate; services do the work."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .models import ApiKey
+from .services import api_key_create, api_key_get, api_key_rename, api_key_revoke, api_keys_list
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    revoked = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked"]
+        read_only_fields = fields
+
+    def get_revoked(self, obj: ApiKey) -> bool:
+        return obj.revoked_at is not None
+
+
+class ApiKeyCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(help_text="The secret key. Shown only in this response.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = ApiKeySerializer.Meta.fields + ["key"]
+        read_only_fields = fields
+
+
+def _created_by(request: Request) -> int | None:
+    return request.user.pk if request.user.is_authenticated else None
+
+
+class ApiKeyListView(APIView):
+    @extend_schema(responses=ApiKeySerializer(many=True), summary="List the workspace's API keys")
+    def get(self, request: Request) -> Response:
+        keys = api_keys_list(workspace=request._request.workspace)
+        return Response(ApiKeySerializer(keys, many=True).data)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer}, summary="Create an API key")
+    def post(self, request: Request) -> Response:
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, secret = api_key_create(
+            workspace=request._request.workspace, name=data.validated_data["name"], created_by_id=_created_by(request)
+        )
+        key.key = secret  # type: ignore[attr-defined]
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
+
+
+class ApiKeyDetailView(APIView):
+    def _key(self, request: Request, key_id: int) -> ApiKey:
+        from django.http import Http404
+
+        key = api_key_get(workspace=request._request.workspace, key_id=key_id)
+        if key is None:
+            raise Http404
+        return key
+
+    @extend_schema(responses=ApiKeySerializer, summary="Get an API key")
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(ApiKeySerializer(self._key(request, key_id)).data)
+
+    @extend_schema(request=ApiKeyCreateSerializer, responses=ApiKeySerializer, summary="Rename an API key")
+    def patch(self, request: Request, key_id: int) -> Response:
+        key = self._key(request, key_id)
+        data = ApiKeyCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key = api_key_rename(workspace=request._request.workspace, key=key, name=data.validated_data["name"])
+        return Response(ApiKeySerializer(key).data)
+
+    @extend_schema(responses=ApiKeySerializer, summary="Revoke an API key")
+    def delete(self, request: Request, key_id: int) -> Response:
+        key = api_key_revoke(workspace=request._request.workspace, key=self._key(request, key_id))
+        return Response(ApiKeySerializer(key).data)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from tenants.decorators import workspace_required
+
+from .forms import ApiKeyForm
+from .services import api_key_create, api_key_get, api_key_revoke, api_keys_list
+
+
+@login_required
+@workspace_required
+def key_list(request: HttpRequest) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        key, new_secret = api_key_create(
+            workspace=request.workspace, name=form.cleaned_data["name"], created_by_id=request.user.pk
+        )
+        form = ApiKeyForm()
+    keys = api_keys_list(workspace=request.workspace)
+    return render(request, "keys/list.html", {"keys": keys, "form": form, "new_secret": new_secret})
+
+
+@login_required
+@workspace_required
+@require_POST
+def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = api_key_get(workspace=request.workspace, key_id=key_id)
+    if key is None:
+        raise Http404("No such key in this workspace.")
+    api_key_revoke(workspace=request.workspace, key=key)
+    messages.success(request, f"Key “{key.name}” revoked. It stops working within a second.")
+    return redirect("keys:list")

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from analytics.models import UsageEvent
+from keys.models import ApiKey
+
+from .decorators import workspace_admin_required, workspace_required
+from .forms import AdminTokenForm, MemberAddForm, WorkspaceForm
+from .middleware import SESSION_KEY
+from .models import AdminToken, Membership
+from .services import admin_token_create, admin_token_revoke, member_add, membership_get, workspace_create
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        return render(request, "tenants/landing.html")
+    if request.workspace is None:
+        return redirect("tenants:workspace_new")
+    return dashboard(request)
+
+
+@login_required
+@workspace_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    totals = UsageEvent.objects.aggregate(
+        requests=Count("id"), input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"), cost=Sum("cost")
+    )
+    context = {
+        "totals": totals,
+        "active_keys": ApiKey.objects.filter(revoked_at__isnull=True).count(),
+        "recent": UsageEvent.objects.all()[:10],
+    }
+    return render(request, "tenants/dashboard.html", context)
+
+
+@login_required
+def workspace_new(request: HttpRequest) -> HttpResponse:
+    form = WorkspaceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        workspace = workspace_create(name=form.cleaned_data["name"], owner=request.user)
+        request.session[SESSION_KEY] = workspace.pk
+        messages.success(request, f"Workspace “{workspace.name}” created.")
+        return redirect("home")
+    return render(request, "tenants/workspace_new.html", {"form": form})
+
+
+@login_required
+@require_POST
+def workspace_switch(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    membership = membership_get(user=request.user, workspace_id=workspace_id)
+    if membership is None:
+        raise Http404("No such workspace.")
+    request.session[SESSION_KEY] = membership.workspace_id
+    return redirect("home")
+
+
+@login_required
+@workspace_required
+def members(request: HttpRequest) -> HttpResponse:
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST":
+        if not request.membership or not request.membership.is_admin:
+            return HttpResponse("Only the workspace's owners and admins can add members.", status=403)
+        if form.is_valid():
+            user = get_user_model().objects.filter(email__iexact=form.cleaned_data["email"]).first()
+            if user is None:
+                form.add_error("email", "No user with this email has signed up yet.")
+            else:
+                member_add(workspace=request.workspace, user=user, role=form.cleaned_data["role"])
+                messages.success(request, f"{user.email} added.")
+                return redirect("tenants:members")
+    memberships = Membership.objects.select_related("user").filter(workspace=request.workspace).order_by("created_at")
+    return render(request, "tenants/members.html", {"memberships": memberships, "form": form})
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+def admin_tokens(request: HttpRequest) -> HttpResponse:
+    form = AdminTokenForm(request.POST or None)
+    new_secret = None
+    if request.method == "POST" and form.is_valid():
+        _, new_secret = admin_token_create(workspace=request.workspace, name=form.cleaned_data["name"], created_by=request.user)
+        form = AdminTokenForm()
+    tokens = AdminToken.objects.filter(workspace=request.workspace).order_by("-created_at")
+    return render(request, "tenants/admin_tokens.html", {"tokens": tokens, "form": form, "new_secret": new_secret})
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+@require_POST
+def admin_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = AdminToken.objects.filter(workspace=request.workspace, pk=token_id).first()
+    if token is None:
+        raise Http404("No such token.")
+    admin_token_revoke(token=token)
+    messages.success(request, f"Admin token “{token.name}” revoked.")
+    return redirect("tenants:admin_tokens")

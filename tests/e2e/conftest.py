@@ -1,0 +1,99 @@
+"""Starts the real ASGI server (daphne) and the fake provider against the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def fake_provider_url():  # type: ignore[no-untyped-def]
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/health", proc)
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-def]
+    from django.conf import settings
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    db_url = f"postgresql://{params.get('user', 'postgres')}:@/{settings.DATABASES['default']['NAME']}?host={params['host']}"
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=settings.REDIS_URL, GATEWAY_UPSTREAM_TIMEOUT="2",
+               GATEWAY_MAX_BODY_BYTES="1000000", FAKE_PROVIDER_URL=fake_provider_url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiproxy_site.asgi:application"],
+        cwd=ROOT, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url + "/accounts/login/", proc)
+    yield url
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def fake_models(django_db_setup, django_db_blocker, fake_provider_url):  # type: ignore[no-untyped-def]
+    from gateway.models import Model, Provider
+
+    with django_db_blocker.unblock():
+        provider = Provider(name="fake-e2e", kind="fake", base_url=fake_provider_url + "/v1")
+        provider.set_credential("sk-upstream-secret-123")
+        provider.save()
+        Model.objects.create(public_name="fake-openai", provider=provider, upstream_name="gpt-fake",
+                             input_price_per_mtok="1.00", output_price_per_mtok="2.00", context_window=128000)
+        azure = Provider.objects.create(name="fake-azure-e2e", kind="azure-openai", base_url=fake_provider_url,
+                                        api_version="2024-10-21")
+        Model.objects.create(public_name="fake-azure", provider=azure, upstream_name="my-deployment",
+                             input_price_per_mtok="1.00", output_price_per_mtok="2.00")
+        dead = Provider.objects.create(name="dead-upstream", kind="openai-compatible",
+                                       base_url=f"http://127.0.0.1:{_free_port()}/v1")
+        Model.objects.create(public_name="dead-model", provider=dead, upstream_name="x")
+    return ["fake-openai", "fake-azure"]
