@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django_tenants.utils import schema_context
 
 from keys.tokens import token_hash
 
@@ -32,16 +33,17 @@ def workspace_create(*, name: str, owner: AbstractBaseUser, slug: str | None = N
     Creating the schema runs DDL outside a transaction (django-tenants), so if a later
     step fails the workspace row and schema are removed again.
     """
-    slug = slug or _unique_slug(name)
-    workspace = Workspace(name=name, slug=slug, schema_name="ws_" + slug.replace("-", "_"))
-    workspace.save()  # creates and migrates the schema
-    try:
-        with transaction.atomic():
-            Domain.objects.create(domain=workspace.host, tenant=workspace, is_primary=True)
-            Membership.objects.create(user=owner, workspace=workspace, role=Membership.Role.OWNER)
-    except Exception:
-        workspace.delete(force_drop=True)
-        raise
+    with schema_context(settings.PUBLIC_SCHEMA_NAME):
+        slug = slug or _unique_slug(name)
+        workspace = Workspace(name=name, slug=slug, schema_name="ws_" + slug.replace("-", "_"))
+        workspace.save()  # creates and migrates the schema
+        try:
+            with transaction.atomic():
+                Domain.objects.create(domain=workspace.host, tenant=workspace, is_primary=True)
+                Membership.objects.create(user=owner, workspace=workspace, role=Membership.Role.OWNER)
+        except Exception:
+            workspace.delete(force_drop=True)
+            raise
     return workspace
 
 

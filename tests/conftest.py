@@ -41,8 +41,12 @@ def django_db_setup(django_db_blocker):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _db(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    from django.db import connection
+
     with django_db_blocker.unblock():
+        connection.set_schema_to_public()
         yield
+        connection.set_schema_to_public()
 
 
 @pytest.fixture

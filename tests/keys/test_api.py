@@ -1,0 +1,90 @@
+"""Management API for keys: session and admin-token auth, workspace isolation."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from gateway.auth import key_hash
+from keys.models import ApiKey
+from tenants.models import KeyIndex
+from tenants.services import admin_token_create, admin_token_revoke
+
+
+@pytest.fixture
+def admin_client(make_workspace):  # type: ignore[no-untyped-def]
+    workspace = make_workspace()
+    _, secret = admin_token_create(workspace=workspace, name="ci", created_by=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return workspace, client
+
+
+def test_admin_token_creates_key_and_secret_is_only_stored_as_hash(admin_client):  # type: ignore[no-untyped-def]
+    workspace, client = admin_client
+    response = client.post("/api/keys/", {"name": "backend"}, format="json")
+    assert response.status_code == 201
+    secret = response.json()["key"]
+    assert secret.startswith("sk-aip-") and response.json()["prefix"] == secret[:12]
+    index = KeyIndex.objects.get(key_hash=key_hash(secret))
+    assert index.workspace == workspace
+    from django_tenants.utils import schema_context
+
+    with schema_context(workspace.schema_name):
+        stored = ApiKey.objects.get()
+    assert stored.key_hash == key_hash(secret) and secret not in str(stored.__dict__)
+    listed = client.get("/api/keys/").json()
+    assert [k["name"] for k in listed] == ["backend"] and "key" not in listed[0]
+
+
+def test_revoke_through_api_marks_key_revoked(admin_client):  # type: ignore[no-untyped-def]
+    _, client = admin_client
+    key_id = client.post("/api/keys/", {"name": "temp"}, format="json").json()["id"]
+    response = client.delete(f"/api/keys/{key_id}/")
+    assert response.status_code == 200 and response.json()["revoked"] is True
+    assert client.get(f"/api/keys/{key_id}/").json()["revoked_at"] is not None
+
+
+def test_api_keys_of_one_workspace_are_invisible_to_another(admin_client, make_workspace):  # type: ignore[no-untyped-def]
+    _, client_a = admin_client
+    other = make_workspace()
+    _, other_secret = admin_token_create(workspace=other, name="other", created_by=None)
+    client_b = APIClient()
+    client_b.credentials(HTTP_AUTHORIZATION=f"Bearer {other_secret}")
+    key_id = client_a.post("/api/keys/", {"name": "a-only"}, format="json").json()["id"]
+    assert client_b.get("/api/keys/").json() == []
+    assert client_b.get(f"/api/keys/{key_id}/").status_code == 404
+    assert client_b.delete(f"/api/keys/{key_id}/").status_code == 404
+
+
+def test_missing_name_is_400(admin_client):  # type: ignore[no-untyped-def]
+    _, client = admin_client
+    response = client.post("/api/keys/", {}, format="json")
+    assert response.status_code == 400 and "name" in response.json()
+
+
+def test_unauthenticated_and_revoked_tokens_are_refused(make_workspace):  # type: ignore[no-untyped-def]
+    workspace = make_workspace()
+    token, secret = admin_token_create(workspace=workspace, name="x", created_by=None)
+    assert APIClient().get("/api/keys/").status_code in (401, 403)
+    admin_token_revoke(token=token)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    assert client.get("/api/keys/").status_code == 401
+
+
+def test_session_user_manages_keys_of_current_workspace(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    user = make_user()
+    workspace = make_workspace(owner=user)
+    client = APIClient()
+    client.force_login(user)
+    assert client.post("/api/keys/", {"name": "from-session"}, format="json").status_code == 201
+    assert [k["name"] for k in client.get("/api/keys/").json()] == ["from-session"]
+    assert workspace.slug
+
+
+def test_openapi_schema_and_docs_are_served():  # type: ignore[no-untyped-def]
+    schema = APIClient().get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/keys/" in schema.content
+    docs = APIClient().get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
