@@ -1,6 +1,6 @@
-"""Republish the catalog to the gateway's hot directory whenever it changes."""
+"""Republish the catalog to the gateway's hot directory whenever it changes (built on
+the saving connection, so it already sees the change)."""
 
-from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
@@ -8,11 +8,11 @@ from .directory import catalog_publish
 from .models import Model, Provider
 
 
-def _publish_after_commit(**kwargs: object) -> None:
-    transaction.on_commit(catalog_publish)
+def _publish(**kwargs: object) -> None:
+    catalog_publish()
 
 
 for _model in (Provider, Model):
-    receiver(post_save, sender=_model, dispatch_uid=f"catalog-save-{_model.__name__}")(_publish_after_commit)
-    receiver(post_delete, sender=_model, dispatch_uid=f"catalog-delete-{_model.__name__}")(_publish_after_commit)
-receiver(m2m_changed, sender=Model.workspaces.through, dispatch_uid="catalog-m2m")(_publish_after_commit)
+    receiver(post_save, sender=_model, dispatch_uid=f"catalog-save-{_model.__name__}")(_publish)
+    receiver(post_delete, sender=_model, dispatch_uid=f"catalog-delete-{_model.__name__}")(_publish)
+receiver(m2m_changed, sender=Model.workspaces.through, dispatch_uid="catalog-m2m")(_publish)

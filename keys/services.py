@@ -36,8 +36,8 @@ def api_key_create(*, workspace: Workspace, name: str, created_by_id: int | None
             name=name, prefix=secret[:PREFIX_VISIBLE], key_hash=token_hash(secret), created_by_id=created_by_id
         )
         KeyIndex.objects.create(key_hash=key.key_hash, workspace=workspace, key_id=key.pk)
-        record = _record(workspace, key)
-        transaction.on_commit(lambda: key_record_write(record))
+    # after the commit: the gateway may now accept the key
+    key_record_write(_record(workspace, key))
     return key, secret
 
 
@@ -49,8 +49,7 @@ def api_key_revoke(*, workspace: Workspace, key: ApiKey) -> ApiKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         KeyIndex.objects.filter(key_hash=key.key_hash).update(revoked=True)
-        record = _record(workspace, key)
-        transaction.on_commit(lambda: key_record_write(record))
+    key_record_write(_record(workspace, key))
     return key
 
 
@@ -58,8 +57,7 @@ def api_key_rename(*, workspace: Workspace, key: ApiKey, name: str) -> ApiKey:
     with schema_context(workspace.schema_name), transaction.atomic():
         key.name = name
         key.save(update_fields=["name"])
-        record = _record(workspace, key)
-        transaction.on_commit(lambda: key_record_write(record))
+    key_record_write(_record(workspace, key))
     return key
 
 

@@ -11,17 +11,19 @@ from tenants.decorators import workspace_required
 from .forms import ApiKeyForm
 from .services import api_key_create, api_key_get, api_key_revoke, api_keys_list
 
+NEW_SECRET_SESSION_KEY = "new_api_key_secret"
+
 
 @login_required
 @workspace_required
 def key_list(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
-    new_secret = None
     if request.method == "POST" and form.is_valid():
-        key, new_secret = api_key_create(
-            workspace=request.workspace, name=form.cleaned_data["name"], created_by_id=request.user.pk
-        )
-        form = ApiKeyForm()
+        _, secret = api_key_create(workspace=request.workspace, name=form.cleaned_data["name"], created_by_id=request.user.pk)
+        # Post/redirect/get: the secret is shown on the next page view only, never on a reload.
+        request.session[NEW_SECRET_SESSION_KEY] = secret
+        return redirect("keys:list")
+    new_secret = request.session.pop(NEW_SECRET_SESSION_KEY, None)
     keys = api_keys_list(workspace=request.workspace)
     return render(request, "keys/list.html", {"keys": keys, "form": form, "new_secret": new_secret})
 

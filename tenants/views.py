@@ -85,10 +85,11 @@ def members(request: HttpRequest) -> HttpResponse:
 @workspace_admin_required
 def admin_tokens(request: HttpRequest) -> HttpResponse:
     form = AdminTokenForm(request.POST or None)
-    new_secret = None
     if request.method == "POST" and form.is_valid():
-        _, new_secret = admin_token_create(workspace=request.workspace, name=form.cleaned_data["name"], created_by=request.user)
-        form = AdminTokenForm()
+        _, secret = admin_token_create(workspace=request.workspace, name=form.cleaned_data["name"], created_by=request.user)
+        request.session["new_admin_token"] = secret
+        return redirect("tenants:admin_tokens")
+    new_secret = request.session.pop("new_admin_token", None)
     tokens = AdminToken.objects.filter(workspace=request.workspace).order_by("-created_at")
     return render(request, "tenants/admin_tokens.html", {"tokens": tokens, "form": form, "new_secret": new_secret})
 

@@ -39,7 +39,7 @@ def test_key_secret_shown_once_then_only_prefix(make_user, make_workspace):  # t
     make_workspace(owner=user)
     client = Client()
     client.force_login(user)
-    created = client.post("/keys/", {"name": "laptop"}).content.decode()
+    created = client.post("/keys/", {"name": "laptop"}, follow=True).content.decode()
     secret = re.search(r"sk-aip-[A-Za-z0-9_\-]+", created).group(0)
     again = client.get("/keys/").content.decode()
     assert secret not in again and secret[:12] in again and "laptop" in again
