@@ -20,8 +20,6 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
 
 stop: install
 	$(BIN)/python -c "from aiproxy_site.embedded import stop_all; stop_all()"

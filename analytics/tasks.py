@@ -43,7 +43,7 @@ def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
         rows = [
             UsageEvent(
                 event_id=e["event_id"],
-                created_at=dt.datetime.fromtimestamp(e["ts"], tz=dt.timezone.utc),
+                created_at=dt.datetime.fromtimestamp(e["ts"], tz=dt.UTC),
                 key_id=e["key_id"], key_name=e["key_name"], endpoint=e["endpoint"], model=e["model"],
                 provider=e["provider"], input_tokens=e["input_tokens"], output_tokens=e["output_tokens"],
                 cost=Decimal(e["cost"]), latency_ms=e["latency_ms"], status_code=e["status_code"],

@@ -59,7 +59,7 @@ async def sse_relay(
                         continue
                 outcome.events.append(event)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-        except (asyncio.TimeoutError, OSError, ConnectionError) as exc:
+        except (TimeoutError, OSError, ConnectionError) as exc:
             outcome.upstream_failed = True
             message = b'data: {"error":{"message":"The upstream stream was interrupted.","type":"api_error","code":"upstream_stream_error"}}\n\n'
             await send({"type": "http.response.body", "body": message, "more_body": True})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
+
 class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=20, help_text="The first characters of the key, shown to tell keys apart.")

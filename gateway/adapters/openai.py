@@ -4,7 +4,6 @@ and stream events pass through untouched; only usage is read from them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +45,7 @@ async def chat_send(
     url, headers = _request_target(deployment)
     try:
         response = await session.post(url, data=orjson.dumps(body), headers=headers)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
     except aiohttp.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
@@ -62,7 +61,7 @@ async def _error_from(response: aiohttp.ClientResponse, deployment: Deployment) 
     try:
         data = orjson.loads(await response.read())
         error = data.get("error") if isinstance(data, dict) else None
-    except (orjson.JSONDecodeError, aiohttp.ClientError, asyncio.TimeoutError):
+    except (TimeoutError, orjson.JSONDecodeError, aiohttp.ClientError):
         error = None
     headers = {}
     if "retry-after" in response.headers:
@@ -85,7 +84,7 @@ async def _error_from(response: aiohttp.ClientResponse, deployment: Deployment) 
 async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, Usage | None]:
     try:
         body = await response.read()
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
     except aiohttp.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
