@@ -57,7 +57,7 @@ def main() -> int:
         "web": [py, "-m", "daphne", "-b", HOST, "-p", str(PORT), "aiproxy_site.asgi:application"],
         "worker": [py, "-m", "celery", "-A", "aiproxy_site", "worker", "--loglevel", "WARNING", "--concurrency", "2"],
         "beat": [py, "-m", "celery", "-A", "aiproxy_site", "beat", "--loglevel", "WARNING",
-                 "--schedule", str(ROOT / ".aiproxy" / "celerybeat-schedule")],
+                 "--schedule", str(ROOT / ".aiproxy" / f"celerybeat-schedule-{PORT}")],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
 
@@ -76,7 +76,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     _wait_http(f"http://127.0.0.1:{FAKE_PORT}/health")
     _wait_http(f"http://{HOST}:{PORT}/accounts/login/")
-    env_file = ROOT / ".aiproxy" / "demo.env"
+    from aiproxy_site.embedded import data_dir
+
+    env_file = data_dir() / "demo.env"
     demo = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     from tenants.management.commands.demo_setup import DEMO_EMAIL, DEMO_PASSWORD
 

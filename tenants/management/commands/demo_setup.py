@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from aiproxy_site.embedded import data_dir
 from gateway.directory import catalog_publish
 from gateway.models import Model, Provider
 from keys.services import api_key_create
@@ -28,7 +29,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="Where the gateway is served.")
-        parser.add_argument("--env-file", default=str(Path(settings.BASE_DIR) / ".aiproxy" / "demo.env"))
+        parser.add_argument("--env-file", default=str(data_dir() / "demo.env"))
 
     def handle(self, *args: Any, base_url: str, env_file: str, **options: Any) -> None:
         public_domain_ensure()
