@@ -66,6 +66,12 @@ async def _error_from(response: aiohttp.ClientResponse, deployment: Deployment) 
     headers = {}
     if "retry-after" in response.headers:
         headers["retry-after"] = response.headers["retry-after"]
+    if response.status in (401, 403):
+        # never echo what the upstream says about the gateway's own credential
+        return GatewayError(
+            response.status, f"The upstream provider '{deployment.provider_name}' rejected the gateway's credential.",
+            type="authentication_error", code="upstream_auth_failed", headers=headers,
+        )
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return GatewayError(
             response.status,

@@ -221,3 +221,13 @@ def test_usage_is_isolated_between_workspaces(gateway_url, workspace_key, make_w
     _client(gateway_url, other_secret).chat.completions.create(model="fake-openai", messages=[{"role": "user", "content": "c"}])
     assert len(_events(workspace)) == 1
     assert len(_events(other)) == 2
+
+
+def test_upstream_credential_rejection_does_not_echo_upstream_message(gateway_url, workspace_key):  # type: ignore[no-untyped-def]
+    _, _, secret = workspace_key
+    with pytest.raises(openai.AuthenticationError) as err:
+        _client(gateway_url, secret).chat.completions.create(
+            model="fake-openai", messages=[{"role": "user", "content": "[[fake:status=401]]"}]
+        )
+    assert err.value.code == "upstream_auth_failed"
+    assert "sk-upstream-secret-123" not in err.value.response.text and "Fake upstream" not in err.value.response.text
