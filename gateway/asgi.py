@@ -60,6 +60,14 @@ def _state() -> GatewayState:
     return state
 
 
+async def gateway_shutdown() -> None:
+    """Close this event loop's upstream pool and Redis client (server shutdown, tests)."""
+    state = _states.pop(id(asyncio.get_running_loop()), None)
+    if state is not None:
+        await state.session.close()
+        await state.redis.aclose()
+
+
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + (headers or [])})
     await send({"type": "http.response.body", "body": body})

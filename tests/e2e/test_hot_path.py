@@ -8,6 +8,7 @@ import httpx
 from django.db.backends import utils as db_utils
 
 from gateway.asgi import application as gateway_app
+from gateway.asgi import gateway_shutdown
 from keys.services import api_key_create
 
 
@@ -32,7 +33,8 @@ def test_warm_requests_make_no_sql_queries(monkeypatch, make_workspace, fake_mod
             for _ in range(5):
                 statuses.append((await client.post("/v1/chat/completions", json=body, headers=headers)).status_code)
                 statuses.append((await client.get("/v1/models", headers=headers)).status_code)
-            return statuses
+        await gateway_shutdown()
+        return statuses
 
     statuses = asyncio.run(run())
     assert statuses == [200] * 10
