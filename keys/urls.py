@@ -5,5 +5,6 @@ from . import views
 app_name = "keys"
 urlpatterns = [
     path("", views.key_list, name="list"),
+    path("<int:key_id>/rename/", views.key_rename, name="rename"),
     path("<int:key_id>/revoke/", views.key_revoke, name="revoke"),
 ]

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from tenants.decorators import workspace_required
 
 from .forms import ApiKeyForm
-from .services import api_key_create, api_key_get, api_key_revoke, api_keys_list
+from .services import api_key_create, api_key_get, api_key_rename, api_key_revoke, api_keys_list
 
 NEW_SECRET_SESSION_KEY = "new_api_key_secret"
 
@@ -37,4 +37,20 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
         raise Http404("No such key in this workspace.")
     api_key_revoke(workspace=request.workspace, key=key)
     messages.success(request, f"Key “{key.name}” revoked. It stops working within a second.")
+    return redirect("keys:list")
+
+
+@login_required
+@workspace_required
+@require_POST
+def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = api_key_get(workspace=request.workspace, key_id=key_id)
+    if key is None:
+        raise Http404("No such key in this workspace.")
+    form = ApiKeyForm(request.POST)
+    if form.is_valid():
+        api_key_rename(workspace=request.workspace, key=key, name=form.cleaned_data["name"])
+        messages.success(request, f"Key renamed to “{form.cleaned_data['name']}”.")
+    else:
+        messages.error(request, "A key name is required (at most 100 characters).")
     return redirect("keys:list")

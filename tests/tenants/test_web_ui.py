@@ -83,3 +83,21 @@ def test_admin_adds_member_and_member_cannot_add(make_user, make_workspace):  # 
     member_client.force_login(colleague)
     member_client.post(f"/workspaces/switch/{workspace.pk}/")
     assert member_client.post("/workspaces/members/", {"email": third.email, "role": "admin"}).status_code == 403
+
+
+def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    import orjson
+
+    from gateway.auth import key_hash
+    from gateway.directory import KEY_PREFIX, redis_sync
+    from keys.services import api_key_create
+
+    user = make_user()
+    workspace = make_workspace(owner=user)
+    key, secret = api_key_create(workspace=workspace, name="old name")
+    client = Client()
+    client.force_login(user)
+    page = client.post(f"/keys/{key.pk}/rename/", {"name": "billing service"}, follow=True).content.decode()
+    assert "billing service" in page and "old name" not in page
+    assert orjson.loads(redis_sync().get(KEY_PREFIX + key_hash(secret)))["key_name"] == "billing service"
+    assert client.post(f"/keys/{key.pk}/rename/", {"name": ""}, follow=True).status_code == 200
