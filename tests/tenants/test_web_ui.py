@@ -101,3 +101,24 @@ def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_work
     assert "billing service" in page and "old name" not in page
     assert orjson.loads(redis_sync().get(KEY_PREFIX + key_hash(secret)))["key_name"] == "billing service"
     assert client.post(f"/keys/{key.pk}/rename/", {"name": ""}, follow=True).status_code == 200
+
+
+def test_usage_pages_show_only_the_current_workspaces_requests(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from django_tenants.utils import schema_context
+
+    from analytics.models import UsageEvent
+
+    owner_a, owner_b = make_user(), make_user()
+    workspace_a = make_workspace(owner=owner_a)
+    make_workspace(owner=owner_b)
+    with schema_context(workspace_a.schema_name):
+        UsageEvent.objects.create(event_id="evt-a-1", created_at=dt.datetime.now(dt.UTC), key_name="secret-project-key",
+                                  endpoint="chat.completions", model="fake-openai", status_code=200)
+    client_a, client_b = Client(), Client()
+    client_a.force_login(owner_a)
+    client_b.force_login(owner_b)
+    assert "secret-project-key" in client_a.get("/usage/").content.decode()
+    assert "secret-project-key" not in client_b.get("/usage/").content.decode()
+    assert "secret-project-key" not in client_b.get("/").content.decode()
