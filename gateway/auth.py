@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
+
+from keys.tokens import KEY_PREFIX, token_hash
 
 from .directory import Directory, KeyRecord
 from .errors import unauthorized
-
-KEY_PREFIX = "sk-aip-"
-
-
-def key_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _bearer(headers: dict[bytes, bytes]) -> str | None:
@@ -47,7 +41,7 @@ async def key_authenticate(directory: Directory, headers: dict[bytes, bytes]) ->
         )
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         raise unauthorized("Incorrect API key provided.")
-    record = await directory.key_lookup(key_hash(secret))
+    record = await directory.key_lookup(token_hash(secret))
     if record is None:
         raise unauthorized("Incorrect API key provided.")
     if record.revoked:

@@ -10,9 +10,8 @@ from gateway.directory import KeyRecord, key_record_write
 from tenants.models import KeyIndex, Workspace
 
 from .models import ApiKey
-from .tokens import token_hash
+from .tokens import KEY_PREFIX, token_hash
 
-KEY_PREFIX = "sk-aip-"
 PREFIX_VISIBLE = 12
 
 

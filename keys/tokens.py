@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
+KEY_PREFIX = "sk-aip-"  # every API key starts so; the gateway rejects anything else unhashed
+
 
 def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()

@@ -9,9 +9,17 @@ from django.views.decorators.http import require_POST
 from tenants.decorators import workspace_required
 
 from .forms import ApiKeyForm
+from .models import ApiKey
 from .services import api_key_create, api_key_get, api_key_rename, api_key_revoke, api_keys_list
 
 NEW_SECRET_SESSION_KEY = "new_api_key_secret"
+
+
+def _key_or_404(request: HttpRequest, key_id: int) -> ApiKey:
+    key = api_key_get(workspace=request.workspace, key_id=key_id)
+    if key is None:
+        raise Http404("No such key in this workspace.")
+    return key
 
 
 @login_required
@@ -32,9 +40,7 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @workspace_required
 @require_POST
 def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
-    key = api_key_get(workspace=request.workspace, key_id=key_id)
-    if key is None:
-        raise Http404("No such key in this workspace.")
+    key = _key_or_404(request, key_id)
     api_key_revoke(workspace=request.workspace, key=key)
     messages.success(request, f"Key “{key.name}” revoked. It stops working within a second.")
     return redirect("keys:list")
@@ -44,9 +50,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 @workspace_required
 @require_POST
 def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
-    key = api_key_get(workspace=request.workspace, key_id=key_id)
-    if key is None:
-        raise Http404("No such key in this workspace.")
+    key = _key_or_404(request, key_id)
     form = ApiKeyForm(request.POST)
     if form.is_valid():
         api_key_rename(workspace=request.workspace, key=key, name=form.cleaned_data["name"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from gateway.auth import key_hash
 from keys.models import ApiKey
+from keys.tokens import token_hash as key_hash
 from tenants.models import KeyIndex
 from tenants.services import admin_token_create, admin_token_revoke
 

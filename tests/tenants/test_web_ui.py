@@ -88,9 +88,9 @@ def test_admin_adds_member_and_member_cannot_add(make_user, make_workspace):  # 
 def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_workspace):  # type: ignore[no-untyped-def]
     import orjson
 
-    from gateway.auth import key_hash
     from gateway.directory import KEY_PREFIX, redis_sync
     from keys.services import api_key_create
+    from keys.tokens import token_hash as key_hash
 
     user = make_user()
     workspace = make_workspace(owner=user)
