@@ -55,8 +55,6 @@ os.environ.setdefault("DATABASE_URL", DATABASE_URL)
 
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))
 _db["ENGINE"] = "django_tenants.postgresql_backend"
-if os.environ.get("DATABASE_TEST_NAME"):
-    _db["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}
 DATABASES = {"default": _db}
 DATABASE_ROUTERS = ("django_tenants.routers.TenantSyncRouter",)
 

@@ -1,5 +1,5 @@
 """Tests run against real servers: an embedded PostgreSQL and Redis of their own
-(under .aiproxy/test), a test database created by pytest-django, and for e2e the real
+(under .aiproxy/test, see testenv.py), a database recreated for each run, and for e2e the real
 ASGI server and fake provider as subprocesses.
 
 Workspaces own PostgreSQL schemas, so tests write committed data (unique names per
@@ -8,14 +8,11 @@ test) instead of wrapping each test in a rolled-back transaction.
 
 from __future__ import annotations
 
-import os
 import uuid
-from pathlib import Path
 
-os.environ.setdefault("AIPROXY_DATA_DIR", str(Path(__file__).resolve().parent.parent / ".aiproxy" / "test"))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
 
-import pytest  # noqa: E402
+from tests.testenv import EXTERNAL_REDIS
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +32,8 @@ def django_db_setup(django_db_blocker):  # type: ignore[no-untyped-def]
             cursor.execute(f'CREATE DATABASE "{name}"')
         call_command("migrate_schemas", "--shared", verbosity=0)
         public_domain_ensure()
-    redis_sync().flushall()
+    # the embedded test Redis is the suite's own; an external one only loses REDIS_URL's db
+    redis_sync().flushdb() if EXTERNAL_REDIS else redis_sync().flushall()
     yield
 
 

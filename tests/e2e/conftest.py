@@ -62,12 +62,9 @@ def fake_provider_url():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-def]
     from django.conf import settings
-    from django.db import connection
 
-    params = connection.get_connection_params()
-    db_url = f"postgresql://{params.get('user', 'postgres')}:@/{settings.DATABASES['default']['NAME']}?host={params['host']}"
     port = _free_port()
-    env = dict(os.environ, DATABASE_URL=db_url, REDIS_URL=settings.REDIS_URL, GATEWAY_UPSTREAM_TIMEOUT="2",
+    env = dict(os.environ, DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL, GATEWAY_UPSTREAM_TIMEOUT="2",
                GATEWAY_MAX_BODY_BYTES="1000000", FAKE_PROVIDER_URL=fake_provider_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiproxy_site.asgi:application"],

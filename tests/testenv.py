@@ -1,0 +1,24 @@
+"""Loaded by pytest as a plugin (`-p tests.testenv` in pytest.ini) before pytest-django
+reads the settings, so the suite never touches `make run`'s data:
+
+- embedded servers: the suite's own, under .aiproxy/test;
+- an external DATABASE_URL: its database name with `_test` appended (the suite drops and
+  recreates that database);
+- an external REDIS_URL: only that logical database is flushed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+os.environ["AIPROXY_DATA_DIR"] = os.environ.get("AIPROXY_TEST_DATA_DIR") or str(
+    Path(__file__).resolve().parent.parent / ".aiproxy" / "test"
+)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+EXTERNAL_REDIS = bool(os.environ.get("REDIS_URL"))
+if os.environ.get("DATABASE_URL"):
+    _url = urlparse(os.environ["DATABASE_URL"])
+    if not _url.path.rstrip("/").endswith("_test"):
+        os.environ["DATABASE_URL"] = _url._replace(path=_url.path.rstrip("/") + "_test").geturl()
