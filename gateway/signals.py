@@ -15,4 +15,10 @@ def _publish(**kwargs: object) -> None:
 for _model in (Provider, Model):
     receiver(post_save, sender=_model, dispatch_uid=f"catalog-save-{_model.__name__}")(_publish)
     receiver(post_delete, sender=_model, dispatch_uid=f"catalog-delete-{_model.__name__}")(_publish)
-receiver(m2m_changed, sender=Model.workspaces.through, dispatch_uid="catalog-m2m")(_publish)
+
+
+@receiver(m2m_changed, sender=Model.workspaces.through, dispatch_uid="catalog-m2m")
+def _publish_after_m2m(action: str, **kwargs: object) -> None:
+    # one rebuild per change, not also for the pre_add/pre_remove/pre_clear halves
+    if action.startswith("post_"):
+        catalog_publish()

@@ -35,7 +35,7 @@ def api_key_create(*, workspace: Workspace, name: str, created_by_id: int | None
             name=name, prefix=secret[:PREFIX_VISIBLE], key_hash=token_hash(secret), created_by_id=created_by_id
         )
         KeyIndex.objects.create(key_hash=key.key_hash, workspace=workspace, key_id=key.pk)
-    # after the commit: the gateway may now accept the key
+    # after our atomic block: committed, unless a caller's own transaction is still open
     key_record_write(_record(workspace, key))
     return key, secret
 
