@@ -1,11 +1,13 @@
 """OpenAI Chat Completions upstreams: OpenAI, Azure OpenAI, any OpenAI-compatible
-server, and the built-in fake provider. No translation is needed, so response bytes
-and stream events pass through untouched; only usage is read from them."""
+server (vLLM, Ollama, llama.cpp server, LM Studio) and the built-in fake provider.
+
+The gateway's internal format is OpenAI's, so nothing is translated: for OpenAI
+clients the response bytes and stream events pass through untouched and only usage
+is read from them (`chat_read_raw`, `chat_events`, `event_usage`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -13,65 +15,44 @@ import orjson
 
 from ..directory import Deployment
 from ..errors import GatewayError, upstream_timeout, upstream_unreachable
+from .interface import (
+    Usage,
+    body_read,
+    credential_rejected,
+    retry_after_headers,
+    sse_events,
+    sse_parse,
+    upstream_invalid,
+    upstream_post,
+)
+
+WIRE = "openai"
+AZURE_DEFAULT_API_VERSION = "2024-10-21"
 
 
-@dataclass(slots=True)
-class Usage:
-    input_tokens: int
-    output_tokens: int
-
-
-def _request_target(deployment: Deployment) -> tuple[str, dict[str, str]]:
+def _target(deployment: Deployment, operation: str) -> tuple[str, dict[str, str]]:
     headers = {"content-type": "application/json"}
     if deployment.provider_kind == "azure-openai":
-        version = deployment.api_version or "2024-10-21"
-        url = f"{deployment.base_url}/openai/deployments/{deployment.upstream_name}/chat/completions?api-version={version}"
+        version = deployment.api_version or AZURE_DEFAULT_API_VERSION
+        url = f"{deployment.base_url}/openai/deployments/{deployment.upstream_name}/{operation}?api-version={version}"
         if deployment.credential:
             headers["api-key"] = deployment.credential
     else:
-        url = f"{deployment.base_url}/chat/completions"
+        url = f"{deployment.base_url}/{operation}"
         if deployment.credential:
             headers["authorization"] = f"Bearer {deployment.credential}"
     return url, headers
 
 
-async def chat_send(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
-) -> aiohttp.ClientResponse:
-    body = dict(payload)
-    body["model"] = deployment.upstream_name
-    if stream:
-        body["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
-    url, headers = _request_target(deployment)
-    try:
-        response = await session.post(url, data=orjson.dumps(body), headers=headers)
-    except TimeoutError as exc:
-        raise upstream_timeout(deployment.provider_name) from exc
-    except aiohttp.ClientError as exc:
-        raise upstream_unreachable(deployment.provider_name) from exc
-    if response.status >= 400:
-        try:
-            raise await _error_from(response, deployment)
-        finally:
-            response.release()
-    return response
-
-
-async def _error_from(response: aiohttp.ClientResponse, deployment: Deployment) -> GatewayError:
-    try:
-        data = orjson.loads(await response.read())
-        error = data.get("error") if isinstance(data, dict) else None
-    except (TimeoutError, orjson.JSONDecodeError, aiohttp.ClientError):
-        error = None
-    headers = {}
-    if "retry-after" in response.headers:
-        headers["retry-after"] = response.headers["retry-after"]
+def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: bytes) -> GatewayError:
+    headers = retry_after_headers(response)
     if response.status in (401, 403):
-        # never echo what the upstream says about the gateway's own credential
-        return GatewayError(
-            response.status, f"The upstream provider '{deployment.provider_name}' rejected the gateway's credential.",
-            type="authentication_error", code="upstream_auth_failed", headers=headers,
-        )
+        return credential_rejected(deployment, response.status, headers)
+    try:
+        data = orjson.loads(raw)
+        error = data.get("error") if isinstance(data, dict) else None
+    except orjson.JSONDecodeError:
+        error = None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         return GatewayError(
             response.status,
@@ -87,7 +68,33 @@ async def _error_from(response: aiohttp.ClientResponse, deployment: Deployment) 
     )
 
 
-async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, Usage | None]:
+async def chat_send(
+    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
+) -> aiohttp.ClientResponse:
+    body = dict(payload)
+    body["model"] = deployment.upstream_name
+    if stream:
+        body["stream_options"] = {**(payload.get("stream_options") or {}), "include_usage": True}
+    url, headers = _target(deployment, "chat/completions")
+    return await upstream_post(session, deployment, url, body, headers, error_from)
+
+
+def _usage_of(data: Any) -> Usage | None:
+    usage = data.get("usage") if isinstance(data, dict) else None
+    if isinstance(usage, dict) and "prompt_tokens" in usage:
+        return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    return None
+
+
+async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
+    data = await body_read(response, deployment)
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise upstream_invalid(deployment)
+    return data, _usage_of(data)
+
+
+async def chat_read_raw(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, Usage | None]:
+    """Pass-through for OpenAI clients: the upstream's bytes, untouched, and their usage."""
     try:
         body = await response.read()
     except TimeoutError as exc:
@@ -97,42 +104,43 @@ async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment) ->
     finally:
         response.release()
     try:
-        usage = orjson.loads(body).get("usage") or {}
-    except (orjson.JSONDecodeError, AttributeError) as exc:
-        raise GatewayError(502, "The upstream provider sent an invalid response.", type="api_error", code="upstream_invalid") from exc
-    if "prompt_tokens" in usage:
-        return body, Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    return body, None
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise upstream_invalid(deployment) from exc
+    if not isinstance(data, dict):
+        raise upstream_invalid(deployment)
+    return body, _usage_of(data)
 
 
-async def chat_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """Complete SSE events (each ending in a blank line), as the upstream sent them."""
-    buffer = b""
-    async for chunk in response.content.iter_any():
-        buffer += chunk
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            yield buffer[: end + 2]
-            buffer = buffer[end + 2 :]
-    if buffer.strip():
-        yield buffer + b"\n\n"
+chat_events = sse_events
+
+
+async def chat_chunks(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async for event in sse_events(response):
+        _, data = sse_parse(event)
+        if not data or data.strip() == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict) and "error" in chunk and "choices" not in chunk:
+            error = chunk["error"] if isinstance(chunk["error"], dict) else {}
+            raise GatewayError(502, str(error.get("message") or "The upstream stream failed."), type="api_error",
+                               code="upstream_stream_error")
+        if isinstance(chunk, dict):
+            yield chunk
 
 
 def event_usage(event: bytes) -> Usage | None:
     """Usage carried by a stream event (the include_usage chunk), if any."""
     if b'"usage":{' not in event and b'"usage": {' not in event:
         return None
-    for line in event.split(b"\n"):
-        if line.startswith(b"data:"):
-            try:
-                usage = orjson.loads(line[5:]).get("usage")
-            except (orjson.JSONDecodeError, AttributeError):
-                return None
-            if isinstance(usage, dict) and "prompt_tokens" in usage:
-                return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-    return None
+    _, data = sse_parse(event)
+    try:
+        return _usage_of(orjson.loads(data))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def event_is_usage_only(event: bytes) -> bool:
@@ -140,19 +148,17 @@ def event_is_usage_only(event: bytes) -> bool:
     return b'"choices":[]' in event or b'"choices": []' in event
 
 
-def events_text(events: list[bytes]) -> str:
-    """The assistant text in the events streamed so far (to estimate output tokens)."""
-    parts = []
-    for event in events:
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:") or line.strip() == b"data: [DONE]":
-                continue
-            try:
-                data = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                continue
-            for choice in data.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if isinstance(delta.get("content"), str):
-                    parts.append(delta["content"])
-    return "".join(parts)
+async def embeddings_create(
+    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any]
+) -> tuple[dict[str, Any], Usage | None]:
+    body = dict(payload)
+    body["model"] = deployment.upstream_name
+    url, headers = _target(deployment, "embeddings")
+    response = await upstream_post(session, deployment, url, body, headers, error_from)
+    data = await body_read(response, deployment)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise upstream_invalid(deployment)
+    data["model"] = payload["model"]
+    usage = data.get("usage") or {}
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return data, Usage(int(tokens), 0) if isinstance(tokens, int) else None

@@ -1,0 +1,204 @@
+"""The one small interface every upstream adapter implements, and what they share.
+
+The gateway's internal format is OpenAI Chat Completions: every inbound API is turned
+into an OpenAI-shaped request dict (validated), and every adapter answers in OpenAI
+shapes. An adapter module exposes:
+
+    WIRE: str                       # "openai" | "anthropic" | "gemini" | "cohere"
+
+    async def chat_send(session, deployment, payload, *, stream) -> aiohttp.ClientResponse
+        Translate `payload` (an OpenAI chat request; payload["model"] is the public
+        name) and POST it upstream. Anything that cannot be mapped raises
+        `unsupported(...)` (a 400 naming the parameter) before any network call.
+        Upstream HTTP errors raise GatewayError with the upstream's status kept.
+
+    async def chat_read(response, deployment, payload) -> tuple[dict, Usage | None]
+        The whole answer as an OpenAI `chat.completion` dict.
+
+    def chat_chunks(response, deployment, payload) -> AsyncIterator[dict]
+        The streamed answer as OpenAI `chat.completion.chunk` dicts: text deltas,
+        tool-call deltas (first one with id and name, then argument fragments), a
+        chunk with the finish_reason, and, if the upstream reported usage, a last chunk
+        with "choices": [] and "usage". An upstream error mid-stream raises
+        GatewayError; a broken connection raises aiohttp.ClientError/TimeoutError.
+
+    async def embeddings_create(session, deployment, payload) -> tuple[dict, Usage | None]
+        `payload` is an OpenAI embeddings request; returns an OpenAI embeddings
+        response dict (floats). Upstreams without embeddings raise `unsupported`.
+
+Adapters never block the event loop and never log credentials or prompt text.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from ..directory import Deployment
+from ..errors import GatewayError, invalid_request, upstream_timeout, upstream_unreachable
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+
+
+def unsupported(deployment: Deployment, param: str, detail: str = "") -> GatewayError:
+    """A 400 naming the parameter an upstream kind cannot honour (never a silent drop)."""
+    message = f"'{param}' is not supported by model '{deployment.public_name}' (served by a {deployment.provider_kind} upstream)."
+    if detail:
+        message += " " + detail
+    return invalid_request(message, param=param, code="unsupported_parameter")
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex[:24]
+
+
+def call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def chunk_make(cid: str, model: str, created: int, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk_make(cid: str, model: str, created: int, usage: Usage) -> dict[str, Any]:
+    return {
+        "id": cid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [],
+        "usage": usage_dict(usage),
+    }
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens}
+
+
+def completion_make(
+    model: str, message: dict[str, Any], finish_reason: str, usage: Usage | None, cid: str | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": cid or completion_id(), "object": "chat.completion", "created": now(), "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}],
+    }
+    if usage is not None:
+        body["usage"] = usage_dict(usage)
+    return body
+
+
+def retry_after_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    return {"retry-after": response.headers["retry-after"]} if "retry-after" in response.headers else {}
+
+
+def credential_rejected(deployment: Deployment, status: int, headers: dict[str, str]) -> GatewayError:
+    """Upstream 401/403: never echo what the upstream says about the gateway's own credential."""
+    return GatewayError(
+        status, f"The upstream provider '{deployment.provider_name}' rejected the gateway's credential.",
+        type="authentication_error" if status == 401 else "permission_error", code="upstream_auth_failed", headers=headers,
+    )
+
+
+ErrorParser = Callable[[aiohttp.ClientResponse, Deployment, bytes], GatewayError]
+
+
+async def upstream_post(
+    session: aiohttp.ClientSession,
+    deployment: Deployment,
+    url: str,
+    body: Any,
+    headers: dict[str, str],
+    error_from: ErrorParser,
+) -> aiohttp.ClientResponse:
+    """POST JSON upstream; network failures -> 502/504; HTTP errors -> error_from(...)."""
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    try:
+        response = await session.post(url, data=data, headers=headers)
+    except TimeoutError as exc:
+        raise upstream_timeout(deployment.provider_name) from exc
+    except aiohttp.ClientError as exc:
+        raise upstream_unreachable(deployment.provider_name) from exc
+    if response.status >= 400:
+        try:
+            try:
+                raw = await response.read()
+            except (TimeoutError, aiohttp.ClientError):
+                raw = b""
+            raise error_from(response, deployment, raw)
+        finally:
+            response.release()
+    return response
+
+
+async def body_read(response: aiohttp.ClientResponse, deployment: Deployment) -> Any:
+    """The upstream's JSON answer; a broken or invalid body is a 502/504."""
+    try:
+        raw = await response.read()
+    except TimeoutError as exc:
+        raise upstream_timeout(deployment.provider_name) from exc
+    except aiohttp.ClientError as exc:
+        raise upstream_unreachable(deployment.provider_name) from exc
+    finally:
+        response.release()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise upstream_invalid(deployment) from exc
+
+
+def upstream_invalid(deployment: Deployment) -> GatewayError:
+    return GatewayError(
+        502, f"The upstream provider '{deployment.provider_name}' sent an invalid response.", type="api_error", code="upstream_invalid"
+    )
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """Complete SSE events (each ending in a blank line), as the upstream sent them."""
+    buffer = b""
+    async for chunk in response.content.iter_any():
+        buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+        while True:
+            end = buffer.find(b"\n\n")
+            if end < 0:
+                break
+            yield buffer[: end + 2]
+            buffer = buffer[end + 2 :]
+    if buffer.strip():
+        yield buffer + b"\n\n"
+
+
+def sse_parse(event: bytes) -> tuple[str | None, bytes]:
+    """(event name, data) of one SSE event; multi-line data joined with newlines."""
+    name = None
+    data: list[bytes] = []
+    for line in event.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" ") if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            name = line[6:].strip().decode()
+    return name, b"\n".join(data)
+
+
+def image_data_url_parse(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a data: URL, or None for a remote URL."""
+    if not url.startswith("data:"):
+        return None
+    head, _, data = url[5:].partition(",")
+    media_type, _, encoding = head.partition(";")
+    if encoding != "base64" or not data:
+        return None
+    return media_type or "application/octet-stream", data
