@@ -1,8 +1,17 @@
 """The gateway: a small ASGI app mounted in front of Django for /v1/*.
 
-Read it top to bottom: auth -> (limits, cache: later issues) -> route -> provider
-adapter -> stream -> record. No Django ORM call and no blocking call once warm:
-keys and the catalog come from the hot directory.
+Read it top to bottom: inbound parse -> auth -> (limits, cache: later issues) -> route
+-> provider adapter -> stream -> record. No Django ORM call and no blocking call once
+warm: keys and the catalog come from the hot directory.
+
+Two paths through the adapters:
+- native: the client speaks the upstream's own wire format (OpenAI client -> OpenAI-
+  compatible upstream, Anthropic client -> Anthropic upstream). The request goes up
+  with only the model name changed and the answer's bytes come back untouched; usage
+  is read from them on the way.
+- translated: the inbound API's request becomes the internal OpenAI-shaped request,
+  the adapter speaks the upstream's format, and the inbound module encodes the answer
+  (and each stream chunk) back into the client's format.
 """
 
 from __future__ import annotations
@@ -10,6 +19,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -18,18 +31,23 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from .adapters import adapter_for
+from .adapters import openai as openai_upstream
+from .adapters.interface import Usage, body_read, sse_events, sse_parse
 from .auth import key_authenticate
 from .directory import Deployment, Directory, KeyRecord
-from .errors import GatewayError, not_found
+from .errors import GatewayError, invalid_request, not_found
+from .inbound import anthropic as anthropic_inbound
+from .inbound import openai as openai_inbound
 from .record import UsageEvent, usage_cost, usage_event_record
 from .route import models_visible, route_select
 from .stream import Receive, Send, sse_relay
 from .tokens import count_message_tokens, count_text_tokens
-from .validate import chat_request_validate, json_body
+from .validate import json_body
 
 logger = logging.getLogger("aiproxy.gateway")
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+FORWARDED_ANTHROPIC_HEADERS = (b"anthropic-version", b"anthropic-beta")
 
 
 class GatewayState:
@@ -73,11 +91,6 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
     await send({"type": "http.response.body", "body": body})
 
 
-async def _respond_error(send: Send, error: GatewayError) -> None:
-    extra = [(k.encode(), v.encode()) for k, v in error.headers.items()]
-    await _respond(send, error.status, error.body(), extra)
-
-
 async def _read_body(scope: dict[str, Any], receive: Receive) -> bytes:
     limit = settings.GATEWAY_MAX_BODY_BYTES
     for name, value in scope["headers"]:
@@ -105,57 +118,114 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     headers = dict(scope["headers"])
     path = scope["path"].rstrip("/")
     method = scope["method"]
+    anthropic_client = path.startswith("/v1/messages") or (path.startswith("/v1/models") and b"anthropic-version" in headers)
+    inbound: ModuleType = anthropic_inbound if anthropic_client else openai_inbound
     try:
         key = await key_authenticate(state.directory, headers)
         if path == "/v1/chat/completions" and method == "POST":
-            await chat_completions(state, scope, receive, send, key)
+            await chat(state, inbound, scope, receive, send, key)
+        elif path == "/v1/messages" and method == "POST":
+            await chat(state, inbound, scope, receive, send, key)
+        elif path == "/v1/messages/count_tokens" and method == "POST":
+            await count_tokens(state, scope, receive, send, key)
+        elif path == "/v1/embeddings" and method == "POST":
+            await embeddings(state, scope, receive, send, key)
         elif path == "/v1/models" and method == "GET":
-            await models_list(state, send, key)
+            await models_list(state, send, key, anthropic_client)
         elif path.startswith("/v1/models/") and method == "GET":
-            await model_retrieve(state, send, key, path[len("/v1/models/"):])
+            await model_retrieve(state, send, key, path[len("/v1/models/"):], anthropic_client)
         else:
             raise not_found(f"Unknown request URL: {method} {scope['path']}.", code="unknown_url")
     except GatewayError as error:
-        await _respond_error(send, error)
+        status, body = inbound.error_response(error)
+        await _respond(send, status, body, [(k.encode(), v.encode()) for k, v in error.headers.items()])
 
 
-async def models_list(state: GatewayState, send: Send, key: KeyRecord) -> None:
-    catalog = await state.directory.catalog()
-    data = [_model_object(d) for d in models_visible(catalog, key)]
-    await _respond(send, 200, orjson.dumps({"object": "list", "data": data}))
+# --- models ----------------------------------------------------------------------------------
 
-
-async def model_retrieve(state: GatewayState, send: Send, key: KeyRecord, model: str) -> None:
-    catalog = await state.directory.catalog()
-    deployment = route_select(catalog, model, key)
-    await _respond(send, 200, orjson.dumps(_model_object(deployment)))
-
-
-def _model_object(d: Deployment) -> dict[str, Any]:
+def _model_object(d: Deployment, anthropic_client: bool) -> dict[str, Any]:
+    if anthropic_client:
+        created = datetime.fromtimestamp(d.created, UTC).isoformat().replace("+00:00", "Z")
+        return {"type": "model", "id": d.public_name, "display_name": d.public_name, "created_at": created}
     return {"id": d.public_name, "object": "model", "created": d.created, "owned_by": d.provider_name}
 
 
-async def chat_completions(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
+async def models_list(state: GatewayState, send: Send, key: KeyRecord, anthropic_client: bool) -> None:
+    catalog = await state.directory.catalog()
+    data = [_model_object(d, anthropic_client) for d in models_visible(catalog, key)]
+    if anthropic_client:
+        page = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None}
+        await _respond(send, 200, orjson.dumps(page))
+    else:
+        await _respond(send, 200, orjson.dumps({"object": "list", "data": data}))
+
+
+async def model_retrieve(state: GatewayState, send: Send, key: KeyRecord, model: str, anthropic_client: bool) -> None:
+    deployment = route_select(await state.directory.catalog(), model, key)
+    await _respond(send, 200, orjson.dumps(_model_object(deployment, anthropic_client)))
+
+
+# --- chat ------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class StreamTally:
+    """What a stream carried, for usage when the upstream reports none (or the client left)."""
+
+    usage: Usage | None = None
+    text: list[str] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+
+
+async def _context_check(deployment: Deployment, raw_size: int, messages: list[dict[str, Any]], tools: Any) -> None:
+    """A prompt longer than the model's context window is refused before any upstream call.
+    Tokens never outnumber bytes, so only bodies larger than the window are counted (in a
+    thread: tiktoken releases the GIL, and counting stops once past the window)."""
+    window = deployment.context_window
+    if not window or raw_size <= window:
+        return
+    tokens = await asyncio.to_thread(count_message_tokens, messages, tools=tools, limit=window)
+    if tokens > window:
+        raise invalid_request(
+            f"This model's maximum context length is {window} tokens, but the messages are longer "
+            f"(more than {window} tokens). Shorten the messages.",
+            param="messages", code="context_length_exceeded",
+        )
+
+
+def _ignored_header(adapter: ModuleType, payload: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    ignored = [name for name in getattr(adapter, "IGNORED_PARAMS", ()) if payload.get(name) is not None]
+    return [(b"x-aiproxy-ignored-params", ",".join(ignored).encode())] if ignored else []
+
+
+async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
     started = time.perf_counter()
-    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="chat.completions")
+    anthropic_client = inbound is anthropic_inbound
+    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name,
+                       endpoint="messages" if anthropic_client else "chat.completions")
     try:
-        payload = json_body(await _read_body(scope, receive))
-        chat_request_validate(payload)
-        event.model = payload["model"]
-        event.stream = bool(payload.get("stream"))
-        deployment = route_select(await state.directory.catalog(), payload["model"], key)
+        raw = await _read_body(scope, receive)
+        if anthropic_client:
+            native = anthropic_inbound.messages_request_parse(raw)
+            model, event.stream = native["model"], bool(native.get("stream"))
+        else:
+            payload = openai_inbound.chat_request_parse(raw)
+            model, event.stream = payload["model"], bool(payload.get("stream"))
+        event.model = model
+        deployment = route_select(await state.directory.catalog(), model, key)
         event.provider = deployment.provider_name
         adapter = adapter_for(deployment.provider_kind)
-        upstream = await adapter.chat_send(state.session, deployment, payload, stream=event.stream)
-        if event.stream:
-            await _chat_stream(state, receive, send, payload, deployment, adapter, upstream, event)
+        if anthropic_client and adapter.WIRE == "anthropic":
+            await _context_check(deployment, len(raw), anthropic_inbound.messages_for_count(native), native.get("tools"))
+            await _anthropic_native(state, scope, receive, send, native, deployment, event)
         else:
-            body, usage = await adapter.chat_read(upstream, deployment)
-            if usage is None:
-                usage = adapter.Usage(count_message_tokens(payload["messages"]), 0)
-                event.usage_estimated = True
-            _settle(event, deployment, usage.input_tokens, usage.output_tokens)
-            await _respond(send, 200, body)
+            if anthropic_client:
+                payload = anthropic_inbound.to_internal(native)
+            await _context_check(deployment, len(raw), payload["messages"], payload.get("tools"))
+            if not anthropic_client and adapter.WIRE == "openai":
+                await _openai_native(state, receive, send, payload, deployment, event)
+            else:
+                await _translated(state, inbound, adapter, receive, send, payload, deployment, event)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
@@ -165,30 +235,244 @@ async def chat_completions(state: GatewayState, scope: dict[str, Any], receive: 
     await _record(state, event, started)
 
 
-async def _chat_stream(state, receive, send, payload, deployment, adapter, upstream, event) -> None:  # type: ignore[no-untyped-def]
+def _estimate(event: UsageEvent, deployment: Deployment, messages: list[dict[str, Any]], tools: Any,
+              usage: Usage | None, text: str, *, disconnected: bool) -> None:
+    """Settle with the upstream's usage; count with tiktoken when it reported none, or
+    when the client left before the upstream's final count (tokens streamed are billed)."""
+    output = count_text_tokens(text) if (usage is None or disconnected) else 0
+    if usage is None:
+        event.usage_estimated = True
+        usage = Usage(count_message_tokens(messages, tools=tools), output)
+    elif disconnected and output > usage.output_tokens:
+        event.usage_estimated = True
+        usage = Usage(usage.input_tokens, output)
+    _settle(event, deployment, usage.input_tokens, usage.output_tokens)
+
+
+async def _openai_native(state: GatewayState, receive: Receive, send: Send, payload: dict[str, Any],
+                         deployment: Deployment, event: UsageEvent) -> None:
+    upstream = await openai_upstream.chat_send(state.session, deployment, payload, stream=event.stream)
+    if not event.stream:
+        body, usage = await openai_upstream.chat_read_raw(upstream, deployment)
+        _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
+                  _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
+        await _respond(send, 200, body)
+        return
     wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
+    tally = StreamTally()
+
+    async def events() -> AsyncIterator[bytes]:
+        async for item in openai_upstream.chat_events(upstream):
+            usage = openai_upstream.event_usage(item)
+            if usage is not None:
+                tally.usage = usage
+                if not wants_usage and openai_upstream.event_is_usage_only(item):
+                    continue
+            tally.raw.append(item)
+            yield item
+
+    await _relay(receive, send, events(), upstream, openai_inbound.StreamEncoder(payload["model"], include_usage=wants_usage),
+                 [], event)
+    text = _openai_events_text(tally.raw) if (tally.usage is None or event.client_disconnected) else ""
+    _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, text,
+              disconnected=event.client_disconnected)
+
+
+async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
+                            native: dict[str, Any], deployment: Deployment, event: UsageEvent) -> None:
+    adapter = adapter_for(deployment.provider_kind)
+    forwarded = {name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in FORWARDED_ANTHROPIC_HEADERS}
+    upstream = await adapter.messages_send(state.session, deployment, native, stream=event.stream, headers=forwarded)
+    messages = anthropic_inbound.messages_for_count(native)
+    if not event.stream:
+        data = await body_read(upstream, deployment)
+        usage = adapter.message_usage(data) if isinstance(data, dict) else None
+        text = "" if usage is not None else "".join(b.get("text", "") for b in data.get("content") or [] if isinstance(b, dict))
+        _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
+        await _respond(send, 200, orjson.dumps(data))
+        return
+    tally = StreamTally()
+
+    async def events() -> AsyncIterator[bytes]:
+        async for item in sse_events(upstream):
+            tally.usage = adapter.event_usage(item, tally.usage)
+            if b"text_delta" in item or b"input_json_delta" in item:
+                tally.raw.append(item)
+            yield item
+
+    await _relay(receive, send, events(), upstream, anthropic_inbound.StreamEncoder(native["model"]), [], event)
+    finished = tally.usage is not None and not event.client_disconnected and not event.error_type
+    text = "" if finished else _anthropic_events_text(tally.raw)
+    _estimate(event, deployment, messages, native.get("tools"), tally.usage, text,
+              disconnected=event.client_disconnected or bool(event.error_type))
+
+
+async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
+                      payload: dict[str, Any], deployment: Deployment, event: UsageEvent) -> None:
+    extra = _ignored_header(adapter, payload)
+    upstream = await adapter.chat_send(state.session, deployment, payload, stream=event.stream)
+    model = payload["model"]
+    if not event.stream:
+        body, usage = await adapter.chat_read(upstream, deployment, payload)
+        _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
+                  _completion_text(body) if usage is None else "", disconnected=False)
+        if usage is not None and "usage" not in body:
+            body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                             "total_tokens": usage.input_tokens + usage.output_tokens}
+        out = inbound.completion_encode(body, model) if inbound is anthropic_inbound else inbound.completion_encode(body)
+        await _respond(send, 200, out, extra)
+        return
+    wants_usage = inbound is anthropic_inbound or bool((payload.get("stream_options") or {}).get("include_usage"))
+    encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
+    tally = StreamTally()
+
+    async def events() -> AsyncIterator[bytes]:
+        async for chunk in adapter.chat_chunks(upstream, deployment, payload):
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                tally.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    tally.text.append(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    tally.text.append(((call.get("function") or {}).get("arguments")) or "")
+            yield encoder.encode(chunk)
+        yield encoder.finish()
+
+    await _relay(receive, send, events(), upstream, encoder, extra, event)
+    _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, "".join(tally.text),
+              disconnected=event.client_disconnected or bool(event.error_type))
+
+
+async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: aiohttp.ClientResponse,
+                 encoder: Any, extra: list[tuple[bytes, bytes]], event: UsageEvent) -> None:
     try:
-        outcome = await sse_relay(
-            send,
-            receive,
-            adapter.chat_events(upstream),
-            extra_headers=[],
-            event_usage=adapter.event_usage,
-            drop_usage_event=None if wants_usage else adapter.event_is_usage_only,
-        )
+        outcome = await sse_relay(send, receive, events, extra_headers=extra, error_event=encoder.error)
     finally:
         upstream.release()
     event.client_disconnected = outcome.client_disconnected
     if outcome.upstream_failed:
         event.error_type = "upstream_stream_error"
-    usage = outcome.usage
-    if usage is None:
-        event.usage_estimated = True
-        usage = adapter.Usage(
-            count_message_tokens(payload["messages"]), count_text_tokens(adapter.events_text(outcome.events))
-        )
-    _settle(event, deployment, usage.input_tokens, usage.output_tokens)
 
+
+def _completion_text(body: Any) -> str:
+    parts = []
+    for choice in (body.get("choices") if isinstance(body, dict) else None) or []:
+        message = choice.get("message") or {}
+        if isinstance(message.get("content"), str):
+            parts.append(message["content"])
+        for call in message.get("tool_calls") or []:
+            parts.append((call.get("function") or {}).get("arguments") or "")
+    return "".join(parts)
+
+
+def _openai_events_text(events: list[bytes]) -> str:
+    parts = []
+    for item in events:
+        _, data = sse_parse(item)
+        if not data or data == b"[DONE]":
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                parts.append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                parts.append((call.get("function") or {}).get("arguments") or "")
+    return "".join(parts)
+
+
+def _anthropic_events_text(events: list[bytes]) -> str:
+    parts = []
+    for item in events:
+        _, data = sse_parse(item)
+        try:
+            delta = orjson.loads(data).get("delta") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            continue
+        parts.append(delta.get("text") or delta.get("partial_json") or "")
+    return "".join(parts)
+
+
+# --- count_tokens, embeddings -------------------------------------------------------------------
+
+async def count_tokens(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
+    """Anthropic's token counter: the upstream's own count for Anthropic upstreams, an
+    estimate (tiktoken) for the others, marked with x-aiproxy-tokens-estimated."""
+    body = anthropic_inbound.messages_request_parse(await _read_body(scope, receive), count_only=True)
+    deployment = route_select(await state.directory.catalog(), body["model"], key)
+    adapter = adapter_for(deployment.provider_kind)
+    if adapter.WIRE == "anthropic":
+        forwarded = {n.decode(): v.decode("latin-1") for n, v in scope["headers"] if n in FORWARDED_ANTHROPIC_HEADERS}
+        upstream = await adapter.messages_send(state.session, deployment, body, stream=False, headers=forwarded,
+                                                          operation="messages/count_tokens")
+        await _respond(send, 200, orjson.dumps(await body_read(upstream, deployment)))
+        return
+    payload = anthropic_inbound.to_internal({**body, "max_tokens": 1})
+    tokens = await asyncio.to_thread(count_message_tokens, payload["messages"], tools=payload.get("tools"))
+    await _respond(send, 200, orjson.dumps({"input_tokens": tokens}), [(b"x-aiproxy-tokens-estimated", b"true")])
+
+
+def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    value = payload.get("input")
+    if value is None:
+        raise invalid_request("Missing required parameter: 'input'.", param="input", code="missing_required_parameter")
+    if isinstance(value, str):
+        texts: list[str] | None = [value]
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        texts = value
+    elif isinstance(value, list) and value and all(isinstance(v, int) or (isinstance(v, list) and all(isinstance(t, int) for t in v)) for v in value):
+        texts = None  # token arrays: only OpenAI-format upstreams take them
+    else:
+        raise invalid_request("Invalid value for 'input': expected a non-empty string, array of strings or array of token arrays.",
+                              param="input")
+    if texts is not None and any(not t for t in texts):
+        raise invalid_request("Invalid value for 'input': strings must not be empty.", param="input")
+    if payload.get("encoding_format") not in (None, "float", "base64"):
+        raise invalid_request("Invalid value for 'encoding_format': expected 'float' or 'base64'.", param="encoding_format")
+    dimensions = payload.get("dimensions")
+    if dimensions is not None and (not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1):
+        raise invalid_request("Invalid value for 'dimensions': expected a positive integer.", param="dimensions")
+    return texts
+
+
+async def embeddings(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
+    started = time.perf_counter()
+    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
+    try:
+        payload = json_body(await _read_body(scope, receive))
+        texts = _embeddings_validate(payload)
+        event.model = payload["model"]
+        deployment = route_select(await state.directory.catalog(), payload["model"], key)
+        event.provider = deployment.provider_name
+        adapter = adapter_for(deployment.provider_kind)
+        if texts is None and adapter.WIRE != "openai":
+            raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
+                                  param="input", code="unsupported_parameter")
+        data, usage = await adapter.embeddings_create(state.session, deployment, payload)
+        if usage is None:
+            event.usage_estimated = True
+            usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
+            data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+        _settle(event, deployment, usage.input_tokens, 0)
+        await _respond(send, 200, orjson.dumps(data), _ignored_header(adapter, payload))
+    except GatewayError as error:
+        event.status_code = error.status
+        event.error_type = error.code or error.type
+        if event.model:
+            await _record(state, event, started)
+        raise
+    await _record(state, event, started)
+
+
+# --- record ----------------------------------------------------------------------------------------
 
 def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output_tokens: int) -> None:
     event.input_tokens = input_tokens

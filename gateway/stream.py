@@ -1,16 +1,19 @@
-"""Step 6b: stream upstream SSE events to the client, watching for a disconnect.
+"""Step 6b: relay stream events to the client, watching for a disconnect.
 
-If the client goes away, the upstream request is cancelled and what was streamed so
-far is still counted."""
+The events arrive already in the client's format (passed through untouched, or
+translated by an inbound encoder). If the client goes away the upstream request is
+cancelled; the caller still counts what was streamed so far."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .adapters.interface import Usage
+import aiohttp
+
+from .errors import GatewayError
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -24,8 +27,6 @@ SSE_HEADERS = [
 
 @dataclass(slots=True)
 class StreamOutcome:
-    usage: Usage | None = None
-    events: list[bytes] = field(default_factory=list)
     client_disconnected: bool = False
     upstream_failed: bool = False
 
@@ -37,14 +38,17 @@ async def _wait_disconnect(receive: Receive) -> None:
             return
 
 
+def stream_interrupted() -> GatewayError:
+    return GatewayError(502, "The upstream stream was interrupted.", type="api_error", code="upstream_stream_error")
+
+
 async def sse_relay(
     send: Send,
     receive: Receive,
     events: AsyncIterator[bytes],
     *,
     extra_headers: list[tuple[bytes, bytes]],
-    event_usage: Callable[[bytes], Usage | None],
-    drop_usage_event: Callable[[bytes], bool] | None,
+    error_event: Callable[[GatewayError], bytes],
 ) -> StreamOutcome:
     outcome = StreamOutcome()
 
@@ -52,18 +56,14 @@ async def sse_relay(
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + extra_headers})
         try:
             async for event in events:
-                usage = event_usage(event)
-                if usage is not None:
-                    outcome.usage = usage
-                    if drop_usage_event is not None and drop_usage_event(event):
-                        continue
-                outcome.events.append(event)
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-        except (TimeoutError, OSError, ConnectionError) as exc:
+                if event:
+                    await send({"type": "http.response.body", "body": event, "more_body": True})
+        except GatewayError as error:
             outcome.upstream_failed = True
-            message = b'data: {"error":{"message":"The upstream stream was interrupted.","type":"api_error","code":"upstream_stream_error"}}\n\n'
-            await send({"type": "http.response.body", "body": message, "more_body": True})
-            del exc
+            await send({"type": "http.response.body", "body": error_event(error), "more_body": True})
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            outcome.upstream_failed = True
+            await send({"type": "http.response.body", "body": error_event(stream_interrupted()), "more_body": True})
         except Exception:
             outcome.upstream_failed = True
             raise

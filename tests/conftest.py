@@ -8,10 +8,13 @@ test) instead of wrapping each test in a rolled-back transaction.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 
 import pytest
 
+from tests.servers import ROOT, free_port, process_stop, wait_http
 from tests.testenv import EXTERNAL_REDIS
 
 
@@ -70,3 +73,17 @@ def make_workspace(make_user):  # type: ignore[no-untyped-def]
         return workspace_create(name=name, owner=owner or make_user())
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fake_provider_url():  # type: ignore[no-untyped-def]
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/health", proc)
+    yield url
+    process_stop(proc)

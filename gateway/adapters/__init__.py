@@ -1,23 +1,23 @@
-"""Provider adapters: one module per upstream wire format behind one small interface.
-
-An adapter turns an OpenAI-format chat request into the provider's request, and the
-provider's answer (a JSON body or SSE events) back into OpenAI's format, reporting
-usage as it goes.
-"""
+"""Provider adapters: one module per upstream wire format behind the small interface in
+interface.py. Provider kinds (gateway.models.Provider.kind) map to wire modules here."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 from types import ModuleType
 
-from . import openai
-
-ADAPTERS: dict[str, ModuleType] = {
-    "openai": openai,
-    "azure-openai": openai,
-    "openai-compatible": openai,
-    "fake": openai,
+WIRE_OF_KIND: dict[str, str] = {
+    "openai": "openai",
+    "azure-openai": "openai",
+    "openai-compatible": "openai",
+    "fake": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "cohere": "cohere",
 }
 
 
+@functools.cache
 def adapter_for(kind: str) -> ModuleType:
-    return ADAPTERS[kind]
+    return importlib.import_module(f"{__name__}.{WIRE_OF_KIND[kind]}")

@@ -3,60 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@pytest.fixture(scope="session")
-def fake_provider_url():  # type: ignore[no-untyped-def]
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    _wait(url + "/health", proc)
-    yield url
-    _stop(proc)
+from tests.servers import ROOT
+from tests.servers import free_port as _free_port
+from tests.servers import process_stop as _stop
+from tests.servers import wait_http as _wait
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +20,7 @@ def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-
 
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL, GATEWAY_UPSTREAM_TIMEOUT="2",
-               GATEWAY_MAX_BODY_BYTES="1000000", FAKE_PROVIDER_URL=fake_provider_url)
+               GATEWAY_MAX_BODY_BYTES="12000000", FAKE_PROVIDER_URL=fake_provider_url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiproxy_site.asgi:application"],
         cwd=ROOT, env=env,

@@ -147,7 +147,7 @@ def test_malformed_json_is_400(gateway_url, workspace_key):  # type: ignore[no-u
 
 def test_body_over_limit_is_413(gateway_url, workspace_key):  # type: ignore[no-untyped-def]
     _, _, secret = workspace_key
-    big = "x" * 1_100_000
+    big = "x" * 12_100_000
     with pytest.raises(openai.APIStatusError) as err:
         _client(gateway_url, secret).chat.completions.create(model="fake-openai", messages=[{"role": "user", "content": big}])
     assert err.value.status_code == 413

@@ -1,0 +1,45 @@
+"""OpenAI's API as clients see it. The internal format is OpenAI's, so parsing is
+validation and encoding is serialisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError
+from ..validate import chat_request_validate, json_body
+
+WIRE = "openai"
+DONE = b"data: [DONE]\n\n"
+
+
+def error_response(error: GatewayError) -> tuple[int, bytes]:
+    status = 503 if error.status == 529 else error.status  # 529 is Anthropic's; OpenAI clients know 503
+    return status, error.body()
+
+
+def chat_request_parse(raw: bytes) -> dict[str, Any]:
+    payload = json_body(raw)
+    chat_request_validate(payload)
+    return payload
+
+
+def completion_encode(body: dict[str, Any]) -> bytes:
+    return orjson.dumps(body)
+
+
+class StreamEncoder:
+    def __init__(self, model: str, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+
+    def encode(self, chunk: dict[str, Any]) -> bytes:
+        if not chunk.get("choices") and "usage" in chunk and not self.include_usage:
+            return b""
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def finish(self) -> bytes:
+        return DONE
+
+    def error(self, error: GatewayError) -> bytes:
+        return b"data: " + error.body() + b"\n\n"
