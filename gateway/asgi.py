@@ -194,7 +194,10 @@ async def _context_check(deployment: Deployment, raw_size: int, messages: list[d
 
 
 def _ignored_header(adapter: ModuleType, payload: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-    ignored = [name for name in getattr(adapter, "IGNORED_PARAMS", ()) if payload.get(name) is not None]
+    """Names of request parameters the upstream has no use for (best-effort hints such as
+    `seed`), so leaving them out is never silent."""
+    ignored = payload.pop("_ignored", None) or []
+    ignored += [name for name in getattr(adapter, "IGNORED_PARAMS", ()) if payload.get(name) is not None]
     return [(b"x-aiproxy-ignored-params", ",".join(ignored).encode())] if ignored else []
 
 
@@ -221,6 +224,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         else:
             if anthropic_client:
                 payload = anthropic_inbound.to_internal(native)
+                payload["_ignored"] = [name for name in anthropic_inbound.IGNORED_HINTS if name in native]
             await _context_check(deployment, len(raw), payload["messages"], payload.get("tools"))
             if not anthropic_client and adapter.WIRE == "openai":
                 await _openai_native(state, receive, send, payload, deployment, event)

@@ -28,7 +28,11 @@ STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_
                 "function_call": "tool_use"}
 # Anthropic request fields the internal format has no place for: only an Anthropic
 # upstream (native pass-through) can honour them; other upstreams answer 400 naming them.
-NATIVE_ONLY = ("top_k", "thinking", "container", "mcp_servers", "service_tier", "context_management")
+NATIVE_ONLY = ("top_k", "thinking", "container", "mcp_servers", "service_tier", "context_management", "speed",
+               "inference_geo", "diagnostics", "user_profile_id", "workspace_id")
+# prompt-caching hints: dropped for other upstreams (they cache on their own) and reported
+# in the x-aiproxy-ignored-params response header
+IGNORED_HINTS = ("cache_control",)
 
 
 def error_type(status: int) -> str:
@@ -127,6 +131,15 @@ def messages_request_validate(body: dict[str, Any], *, count_only: bool = False)
         _need(isinstance(stop, list) and all(isinstance(s, str) for s in stop), "stop_sequences: Input should be a list of strings.")
     stream = body.get("stream")
     _need(stream is None or isinstance(stream, bool), "stream: Input should be a valid boolean.")
+    output = body.get("output_config")
+    if output is not None:
+        _need(isinstance(output, dict), "output_config: Input should be an object.")
+        fmt = output.get("format")
+        if fmt is not None:
+            _need(isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict),
+                  "output_config.format: expected {type: 'json_schema', schema: {...}}.")
+            problem = _schema_problem(orjson.dumps(fmt["schema"]))
+            _need(problem is None, f"output_config.format.schema: not a valid JSON Schema: {problem}.")
 
 
 def messages_request_parse(raw: bytes, *, count_only: bool = False) -> dict[str, Any]:
@@ -218,6 +231,12 @@ def to_internal(body: dict[str, Any]) -> dict[str, Any]:
                 function["description"] = tool["description"]
             converted.append({"type": "function", "function": function})
         payload["tools"] = converted
+    output = body.get("output_config") or {}
+    if output.get("effort") is not None:
+        raise _unmappable("output_config.effort", model)
+    if output.get("format") is not None:
+        payload["response_format"] = {"type": "json_schema",
+                                      "json_schema": {"name": "output", "schema": output["format"].get("schema") or {}}}
     choice = body.get("tool_choice")
     if choice:
         kind = choice["type"]

@@ -13,6 +13,8 @@ from tests.servers import free_port as _free_port
 from tests.servers import process_stop as _stop
 from tests.servers import wait_http as _wait
 
+UPSTREAM_CREDENTIAL = "sk-upstream-secret-123"
+
 
 @pytest.fixture(scope="session")
 def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-def]
@@ -33,19 +35,34 @@ def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-
 
 @pytest.fixture(scope="session")
 def fake_models(django_db_setup, django_db_blocker, fake_provider_url):  # type: ignore[no-untyped-def]
+    """The demo catalog (one model per upstream kind on the fake provider) plus a model
+    whose upstream is unreachable."""
+    from gateway.demo import fake_catalog_ensure
     from gateway.models import Model, Provider
 
     with django_db_blocker.unblock():
-        provider = Provider(name="fake-e2e", kind="fake", base_url=fake_provider_url + "/v1")
-        provider.set_credential("sk-upstream-secret-123")
-        provider.save()
-        Model.objects.create(public_name="fake-openai", provider=provider, upstream_name="gpt-fake",
-                             input_price_per_mtok="1.00", output_price_per_mtok="2.00", context_window=128000)
-        azure = Provider.objects.create(name="fake-azure-e2e", kind="azure-openai", base_url=fake_provider_url,
-                                        api_version="2024-10-21")
-        Model.objects.create(public_name="fake-azure", provider=azure, upstream_name="my-deployment",
-                             input_price_per_mtok="1.00", output_price_per_mtok="2.00")
+        names = fake_catalog_ensure(fake_url=fake_provider_url, credential=UPSTREAM_CREDENTIAL)
         dead = Provider.objects.create(name="dead-upstream", kind="openai-compatible",
                                        base_url=f"http://127.0.0.1:{_free_port()}/v1")
         Model.objects.create(public_name="dead-model", provider=dead, upstream_name="x")
-    return ["fake-openai", "fake-azure"]
+        # a small context window on an unreachable upstream: a 400 proves no upstream call was made
+        Model.objects.create(public_name="tiny-window", provider=dead, upstream_name="x", context_window=1000)
+    return names
+
+
+@pytest.fixture(scope="module")
+def sdk_key(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
+    """One workspace and key for a whole module (creating a tenant schema per test is slow)."""
+    import uuid
+
+    from django.contrib.auth import get_user_model
+
+    from keys.services import api_key_create
+    from tenants.services import workspace_create
+
+    with django_db_blocker.unblock():
+        email = f"sdk-{uuid.uuid4().hex[:8]}@example.com"
+        user = get_user_model().objects.create_user(username=email, email=email, password="a-long-test-password")
+        workspace = workspace_create(name=f"SDK {uuid.uuid4().hex[:6]}", owner=user)
+        _, secret = api_key_create(workspace=workspace, name="conformance")
+    return workspace, secret

@@ -41,9 +41,9 @@ def test_chat_completion_non_streaming_is_answered_and_recorded(gateway_url, wor
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens == 12
     (event,) = _events(workspace)
-    assert (event.model, event.provider, event.status_code, event.key_id) == ("fake-openai", "fake-e2e", 200, key.pk)
+    assert (event.model, event.provider, event.status_code, event.key_id) == ("fake-openai", "fake", 200, key.pk)
     assert (event.input_tokens, event.output_tokens) == (reply.usage.prompt_tokens, 12)
-    expected = (reply.usage.prompt_tokens * 1 + 12 * 2) / 1_000_000
+    expected = (reply.usage.prompt_tokens * 0.15 + 12 * 0.60) / 1_000_000
     assert float(event.cost) == pytest.approx(expected)
     assert event.cache_status == "miss" and not event.stream
     with schema_context(workspace.schema_name):

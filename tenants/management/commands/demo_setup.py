@@ -1,5 +1,5 @@
 """Idempotent set-up for `make run`: public tenant, demo user, demo workspace, the fake
-provider with its models, and a demo API key written to .aiproxy/demo.env."""
+providers with one model per upstream kind (gateway.demo), and a demo API key written to .aiproxy/demo.env."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from aiproxy_site.embedded import data_dir
+from gateway.demo import fake_catalog_ensure
 from gateway.directory import catalog_publish
-from gateway.models import Model, Provider
 from keys.services import api_key_create
 from keys.tokens import token_hash
 from tenants.models import KeyIndex, Workspace
@@ -21,7 +21,6 @@ from tenants.services import public_domain_ensure, workspace_create
 
 DEMO_EMAIL = "demo@aiproxy.local"
 DEMO_PASSWORD = "demo-password-1"
-DEMO_MODELS = [("fake-openai", "fake", "gpt-4o-mini-fake")]
 
 
 class Command(BaseCommand):
@@ -43,15 +42,7 @@ class Command(BaseCommand):
             EmailAddress.objects.create(user=user, email=DEMO_EMAIL, verified=True, primary=True)
         workspace = Workspace.objects.filter(slug="demo").first() or workspace_create(name="Demo", owner=user, slug="demo")
 
-        provider, _ = Provider.objects.get_or_create(
-            name="fake", defaults={"kind": Provider.Kind.FAKE, "base_url": settings.FAKE_PROVIDER_URL + "/v1"}
-        )
-        for public_name, _kind, upstream in DEMO_MODELS:
-            Model.objects.get_or_create(
-                public_name=public_name,
-                defaults={"provider": provider, "upstream_name": upstream, "input_price_per_mtok": "0.15",
-                          "output_price_per_mtok": "0.60", "context_window": 128000},
-            )
+        fake_catalog_ensure(fake_url=settings.FAKE_PROVIDER_URL)
         catalog_publish()
 
         path = Path(env_file)

@@ -1,0 +1,56 @@
+"""The demo catalog: one model per upstream kind, all served by the built-in fake
+provider, so `make run` answers offline through every adapter (and the e2e tests use
+exactly what the demo offers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .models import Model, Provider
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    public_name: str
+    provider_name: str
+    kind: str
+    path: str  # appended to the fake provider's URL: what the provider's SDK takes as base URL
+    upstream_name: str
+    input_price: str
+    output_price: str
+    api_version: str = ""
+
+
+FAKE_MODELS = [
+    FakeModel("fake-openai", "fake", Provider.Kind.FAKE, "/v1", "gpt-4o-mini-fake", "0.15", "0.60"),
+    FakeModel("fake-azure", "fake-azure", Provider.Kind.AZURE_OPENAI, "", "gpt-4o-mini-deployment", "0.15", "0.60",
+              "2024-10-21"),
+    FakeModel("fake-anthropic", "fake-anthropic", Provider.Kind.ANTHROPIC, "", "claude-haiku-4-5-fake", "1.00", "5.00"),
+    FakeModel("fake-gemini", "fake-gemini", Provider.Kind.GEMINI, "", "gemini-2.5-flash-fake", "0.30", "2.50", "v1beta"),
+    FakeModel("fake-cohere", "fake-cohere", Provider.Kind.COHERE, "", "command-a-fake", "2.50", "10.00"),
+    FakeModel("fake-local", "fake-local", Provider.Kind.OPENAI_COMPATIBLE, "/v1", "llama-3.1-8b-instruct", "0", "0"),
+    FakeModel("fake-embed", "fake", Provider.Kind.FAKE, "/v1", "text-embedding-3-small-fake", "0.02", "0"),
+]
+CONTEXT_WINDOW = 128_000
+
+
+def fake_catalog_ensure(*, fake_url: str, credential: str = "") -> list[str]:
+    """Create (or leave as they are) the fake providers and demo models; returns the model names."""
+    providers: dict[str, Provider] = {}
+    for spec in FAKE_MODELS:
+        provider = providers.get(spec.provider_name)
+        if provider is None:
+            provider = Provider.objects.filter(name=spec.provider_name).first()
+            if provider is None:
+                provider = Provider(name=spec.provider_name, kind=spec.kind, base_url=fake_url.rstrip("/") + spec.path,
+                                    api_version=spec.api_version)
+                if credential:
+                    provider.set_credential(credential)
+                provider.save()
+            providers[spec.provider_name] = provider
+        Model.objects.get_or_create(
+            public_name=spec.public_name,
+            defaults={"provider": provider, "upstream_name": spec.upstream_name, "input_price_per_mtok": spec.input_price,
+                      "output_price_per_mtok": spec.output_price, "context_window": CONTEXT_WINDOW},
+        )
+    return [spec.public_name for spec in FAKE_MODELS]
