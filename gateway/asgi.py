@@ -120,6 +120,14 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     method = scope["method"]
     anthropic_client = path.startswith("/v1/messages") or (path.startswith("/v1/models") and b"anthropic-version" in headers)
     inbound: ModuleType = anthropic_inbound if anthropic_client else openai_inbound
+    started = False
+    raw_send = send
+
+    async def send(message: dict[str, Any]) -> None:  # noqa: F811  (tracks whether a response began)
+        nonlocal started
+        started = True
+        await raw_send(message)
+
     try:
         key = await key_authenticate(state.directory, headers)
         if path == "/v1/chat/completions" and method == "POST":
@@ -139,6 +147,14 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     except GatewayError as error:
         status, body = inbound.error_response(error)
         await _respond(send, status, body, [(k.encode(), v.encode()) for k, v in error.headers.items()])
+    except Exception:
+        # a bug, not the client's fault: log it (never the request body) and answer in the
+        # client's error format rather than the server's HTML page, if nothing was sent yet
+        logger.exception("gateway error on %s %s", method, path)
+        if not started:
+            error = GatewayError(500, "The gateway failed to handle this request.", type="api_error", code="internal_error")
+            status, body = inbound.error_response(error)
+            await _respond(send, status, body)
 
 
 # --- models ----------------------------------------------------------------------------------

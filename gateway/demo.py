@@ -34,7 +34,7 @@ FAKE_MODELS = [
 CONTEXT_WINDOW = 128_000
 
 
-def fake_catalog_ensure(*, fake_url: str, credential: str = "") -> list[str]:
+def fake_catalog_ensure(*, fake_url: str, credential: str = "fake-upstream-key") -> list[str]:
     """Create (or leave as they are) the fake providers and demo models; returns the model names."""
     providers: dict[str, Provider] = {}
     for spec in FAKE_MODELS:
@@ -44,8 +44,7 @@ def fake_catalog_ensure(*, fake_url: str, credential: str = "") -> list[str]:
             if provider is None:
                 provider = Provider(name=spec.provider_name, kind=spec.kind, base_url=fake_url.rstrip("/") + spec.path,
                                     api_version=spec.api_version)
-                if credential:
-                    provider.set_credential(credential)
+                provider.set_credential(credential)  # the fake checks that one is sent, as the real APIs do
                 provider.save()
             providers[spec.provider_name] = provider
         Model.objects.get_or_create(

@@ -17,9 +17,16 @@ class Provider(models.Model):
 
     name = models.SlugField(max_length=64, unique=True)
     kind = models.CharField(max_length=32, choices=Kind.choices)
-    base_url = models.URLField(max_length=500, help_text="e.g. https://api.openai.com/v1")
+    base_url = models.URLField(
+        max_length=500,
+        help_text="The base URL the provider's own SDK takes: OpenAI https://api.openai.com/v1; Azure "
+        "https://<resource>.openai.azure.com; Anthropic https://api.anthropic.com; Gemini "
+        "https://generativelanguage.googleapis.com; Cohere https://api.cohere.com; OpenAI-compatible servers "
+        "their /v1 URL (vLLM http://host:8000/v1, Ollama http://host:11434/v1).",
+    )
     credential_encrypted = models.TextField(blank=True, editable=False)
-    api_version = models.CharField(max_length=32, blank=True, help_text="Azure OpenAI api-version, Anthropic version.")
+    api_version = models.CharField(max_length=32, blank=True, help_text="Azure OpenAI: api-version (default 2024-10-21). Gemini: API version (default v1beta). "
+        "Others: leave empty.")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
