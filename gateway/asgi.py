@@ -17,7 +17,9 @@ Two paths through the adapters:
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -476,7 +478,15 @@ async def embeddings(state: GatewayState, scope: dict[str, Any], receive: Receiv
         if texts is None and adapter.WIRE != "openai":
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
                                   param="input", code="unsupported_parameter")
+        wants_base64 = payload.get("encoding_format") == "base64" and adapter.WIRE != "openai"
+        if wants_base64:  # the openai SDK's default; other upstreams send floats, packed here
+            payload = {**payload, "encoding_format": "float"}
         data, usage = await adapter.embeddings_create(state.session, deployment, payload)
+        if wants_base64:
+            for item in data.get("data") or []:
+                if isinstance(item.get("embedding"), list):
+                    values = item["embedding"]
+                    item["embedding"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
         if usage is None:
             event.usage_estimated = True
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
