@@ -77,7 +77,7 @@ def test_azure_openai_upstream_is_reached_through_deployment_url(gateway_url, wo
     reply = _client(gateway_url, secret).chat.completions.create(
         model="fake-azure", messages=[{"role": "user", "content": "azure please"}]
     )
-    assert reply.model == "my-deployment"
+    assert reply.model == "gpt-4o-mini-deployment"
 
 
 def test_models_lists_workspace_models(gateway_url, workspace_key):  # type: ignore[no-untyped-def]
