@@ -39,12 +39,12 @@ from .auth import key_authenticate
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
+from .inbound import inbound_for
 from .inbound import openai as openai_inbound
 from .record import UsageEvent, usage_cost, usage_event_record
 from .route import models_visible, route_select
 from .stream import Receive, Send, sse_relay
 from .tokens import count_message_tokens, count_text_tokens
-from .validate import json_body
 
 logger = logging.getLogger("aiproxy.gateway")
 
@@ -113,6 +113,15 @@ async def _read_body(scope: dict[str, Any], receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
+def _gemini_target(path: str) -> tuple[str, str] | None:
+    """(model, method) of a Gemini URL: /v1beta/models/{model}:{method} (or /v1/...)."""
+    for prefix in ("/v1beta/models/", "/v1/models/"):
+        if path.startswith(prefix) and ":" in path:
+            model, _, method = path[len(prefix):].rpartition(":")
+            return model, method
+    return None
+
+
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
@@ -120,8 +129,15 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     headers = dict(scope["headers"])
     path = scope["path"].rstrip("/")
     method = scope["method"]
-    anthropic_client = path.startswith("/v1/messages") or (path.startswith("/v1/models") and b"anthropic-version" in headers)
-    inbound: ModuleType = anthropic_inbound if anthropic_client else openai_inbound
+    gemini = _gemini_target(path)
+    if gemini is not None or path.startswith("/v1beta/"):
+        inbound = inbound_for("gemini")
+    elif path.startswith("/v2/"):
+        inbound = inbound_for("cohere")
+    elif path.startswith("/v1/messages") or (path.startswith("/v1/models") and b"anthropic-version" in headers):
+        inbound = anthropic_inbound
+    else:
+        inbound = openai_inbound
     started = False
     raw_send = send
 
@@ -132,18 +148,22 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
 
     try:
         key = await key_authenticate(state.directory, headers)
-        if path == "/v1/chat/completions" and method == "POST":
+        if method == "POST" and path in ("/v1/chat/completions", "/v1/messages", "/v2/chat"):
             await chat(state, inbound, scope, receive, send, key)
-        elif path == "/v1/messages" and method == "POST":
-            await chat(state, inbound, scope, receive, send, key)
-        elif path == "/v1/messages/count_tokens" and method == "POST":
-            await count_tokens(state, scope, receive, send, key)
-        elif path == "/v1/embeddings" and method == "POST":
-            await embeddings(state, scope, receive, send, key)
-        elif path == "/v1/models" and method == "GET":
-            await models_list(state, send, key, anthropic_client)
-        elif path.startswith("/v1/models/") and method == "GET":
-            await model_retrieve(state, send, key, path[len("/v1/models/"):], anthropic_client)
+        elif method == "POST" and gemini is not None and gemini[1] in ("generateContent", "streamGenerateContent"):
+            await chat(state, inbound, scope, receive, send, key, model=gemini[0], stream=gemini[1] == "streamGenerateContent")
+        elif method == "POST" and path == "/v1/messages/count_tokens":
+            await count_tokens(state, inbound, scope, receive, send, key)
+        elif method == "POST" and gemini is not None and gemini[1] == "countTokens":
+            await count_tokens(state, inbound, scope, receive, send, key, model=gemini[0])
+        elif method == "POST" and path in ("/v1/embeddings", "/v2/embed"):
+            await embeddings(state, inbound, scope, receive, send, key)
+        elif method == "POST" and gemini is not None and gemini[1] in ("embedContent", "batchEmbedContents"):
+            await embeddings(state, inbound, scope, receive, send, key, model=gemini[0])
+        elif method == "GET" and path in ("/v1/models", "/v1beta/models"):
+            await models_list(state, inbound, send, key)
+        elif method == "GET" and (path.startswith("/v1/models/") or path.startswith("/v1beta/models/")):
+            await model_retrieve(state, inbound, send, key, path.split("/models/", 1)[1])
         else:
             raise not_found(f"Unknown request URL: {method} {scope['path']}.", code="unknown_url")
     except GatewayError as error:
@@ -161,17 +181,21 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
 
 # --- models ----------------------------------------------------------------------------------
 
-def _model_object(d: Deployment, anthropic_client: bool) -> dict[str, Any]:
-    if anthropic_client:
+def _model_object(d: Deployment, inbound: ModuleType) -> dict[str, Any]:
+    if hasattr(inbound, "model_object"):
+        return inbound.model_object(d)  # type: ignore[no-any-return]
+    if inbound is anthropic_inbound:
         created = datetime.fromtimestamp(d.created, UTC).isoformat().replace("+00:00", "Z")
         return {"type": "model", "id": d.public_name, "display_name": d.public_name, "created_at": created}
     return {"id": d.public_name, "object": "model", "created": d.created, "owned_by": d.provider_name}
 
 
-async def models_list(state: GatewayState, send: Send, key: KeyRecord, anthropic_client: bool) -> None:
+async def models_list(state: GatewayState, inbound: ModuleType, send: Send, key: KeyRecord) -> None:
     catalog = await state.directory.catalog()
-    data = [_model_object(d, anthropic_client) for d in models_visible(catalog, key)]
-    if anthropic_client:
+    data = [_model_object(d, inbound) for d in models_visible(catalog, key)]
+    if hasattr(inbound, "models_page"):
+        await _respond(send, 200, inbound.models_page(data))
+    elif inbound is anthropic_inbound:
         page = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None}
         await _respond(send, 200, orjson.dumps(page))
@@ -179,9 +203,9 @@ async def models_list(state: GatewayState, send: Send, key: KeyRecord, anthropic
         await _respond(send, 200, orjson.dumps({"object": "list", "data": data}))
 
 
-async def model_retrieve(state: GatewayState, send: Send, key: KeyRecord, model: str, anthropic_client: bool) -> None:
+async def model_retrieve(state: GatewayState, inbound: ModuleType, send: Send, key: KeyRecord, model: str) -> None:
     deployment = route_select(await state.directory.catalog(), model, key)
-    await _respond(send, 200, orjson.dumps(_model_object(deployment, anthropic_client)))
+    await _respond(send, 200, orjson.dumps(_model_object(deployment, inbound)))
 
 
 # --- chat ------------------------------------------------------------------------------------
@@ -219,32 +243,25 @@ def _ignored_header(adapter: ModuleType, payload: dict[str, Any]) -> list[tuple[
     return [(b"x-aiproxy-ignored-params", ",".join(ignored).encode())] if ignored else []
 
 
-async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
+async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord,
+               *, model: str | None = None, stream: bool | None = None) -> None:
     started = time.perf_counter()
-    anthropic_client = inbound is anthropic_inbound
-    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name,
-                       endpoint="messages" if anthropic_client else "chat.completions")
+    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
     try:
         raw = await _read_body(scope, receive)
-        if anthropic_client:
-            native = anthropic_inbound.messages_request_parse(raw)
-            model, event.stream = native["model"], bool(native.get("stream"))
-        else:
-            payload = openai_inbound.chat_request_parse(raw)
-            model, event.stream = payload["model"], bool(payload.get("stream"))
-        event.model = model
-        deployment = route_select(await state.directory.catalog(), model, key)
+        request = inbound.chat_request_parse(raw, model=model, stream=stream)
+        event.model, event.stream = request.model, request.stream
+        deployment = route_select(await state.directory.catalog(), request.model, key)
         event.provider = deployment.provider_name
         adapter = adapter_for(deployment.provider_kind)
-        if anthropic_client and adapter.WIRE == "anthropic":
+        if inbound.WIRE == adapter.WIRE == "anthropic":
+            native = request.native
             await _context_check(deployment, len(raw), anthropic_inbound.messages_for_count(native), native.get("tools"))
             await _anthropic_native(state, scope, receive, send, native, deployment, event)
         else:
-            if anthropic_client:
-                payload = anthropic_inbound.to_internal(native)
-                payload["_ignored"] = [name for name in anthropic_inbound.IGNORED_HINTS if name in native]
+            payload = inbound.to_internal(request)
             await _context_check(deployment, len(raw), payload["messages"], payload.get("tools"))
-            if not anthropic_client and adapter.WIRE == "openai":
+            if inbound.WIRE == adapter.WIRE == "openai":
                 await _openai_native(state, receive, send, payload, deployment, event)
             else:
                 await _translated(state, inbound, adapter, receive, send, payload, deployment, event)
@@ -341,10 +358,9 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         if usage is not None and "usage" not in body:
             body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                              "total_tokens": usage.input_tokens + usage.output_tokens}
-        out = inbound.completion_encode(body, model) if inbound is anthropic_inbound else inbound.completion_encode(body)
-        await _respond(send, 200, out, extra)
+        await _respond(send, 200, inbound.completion_encode(body, model), extra)
         return
-    wants_usage = inbound is anthropic_inbound or bool((payload.get("stream_options") or {}).get("include_usage"))
+    wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
     encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
     tally = StreamTally()
 
@@ -422,21 +438,24 @@ def _anthropic_events_text(events: list[bytes]) -> str:
 
 # --- count_tokens, embeddings -------------------------------------------------------------------
 
-async def count_tokens(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
-    """Anthropic's token counter: the upstream's own count for Anthropic upstreams, an
-    estimate (tiktoken) for the others, marked with x-aiproxy-tokens-estimated."""
-    body = anthropic_inbound.messages_request_parse(await _read_body(scope, receive), count_only=True)
-    deployment = route_select(await state.directory.catalog(), body["model"], key)
+async def count_tokens(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
+                       key: KeyRecord, *, model: str | None = None) -> None:
+    """Token counting (Anthropic's count_tokens, Gemini's countTokens): the upstream's own
+    count when client and upstream are both Anthropic, else an estimate with tiktoken,
+    marked with x-aiproxy-tokens-estimated."""
+    raw = await _read_body(scope, receive)
+    request = inbound.count_tokens_parse(raw, model=model)
+    deployment = route_select(await state.directory.catalog(), request.model, key)
     adapter = adapter_for(deployment.provider_kind)
-    if adapter.WIRE == "anthropic":
+    if inbound.WIRE == adapter.WIRE == "anthropic":
         forwarded = {n.decode(): v.decode("latin-1") for n, v in scope["headers"] if n in FORWARDED_ANTHROPIC_HEADERS}
-        upstream = await adapter.messages_send(state.session, deployment, body, stream=False, headers=forwarded,
-                                                          operation="messages/count_tokens")
+        upstream = await adapter.messages_send(state.session, deployment, request.native, stream=False, headers=forwarded,
+                                               operation="messages/count_tokens")
         await _respond(send, 200, orjson.dumps(await body_read(upstream, deployment)))
         return
-    payload = anthropic_inbound.to_internal({**body, "max_tokens": 1})
+    payload = inbound.to_internal(request)
     tokens = await asyncio.to_thread(count_message_tokens, payload["messages"], tools=payload.get("tools"))
-    await _respond(send, 200, orjson.dumps({"input_tokens": tokens}), [(b"x-aiproxy-tokens-estimated", b"true")])
+    await _respond(send, 200, inbound.count_tokens_encode(tokens), [(b"x-aiproxy-tokens-estimated", b"true")])
 
 
 def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
@@ -465,11 +484,13 @@ def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
     return texts
 
 
-async def embeddings(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord) -> None:
+async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
+                     key: KeyRecord, *, model: str | None = None) -> None:
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
     try:
-        payload = json_body(await _read_body(scope, receive))
+        request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
+        payload = inbound.embeddings_to_internal(request)
         texts = _embeddings_validate(payload)
         event.model = payload["model"]
         deployment = route_select(await state.directory.catalog(), payload["model"], key)
@@ -492,7 +513,7 @@ async def embeddings(state: GatewayState, scope: dict[str, Any], receive: Receiv
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
             data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         _settle(event, deployment, usage.input_tokens, 0)
-        await _respond(send, 200, orjson.dumps(data), _ignored_header(adapter, payload))
+        await _respond(send, 200, inbound.embeddings_encode(data, request), _ignored_header(adapter, payload))
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type

@@ -13,7 +13,8 @@ from .errors import unauthorized
 def _bearer(headers: dict[bytes, bytes]) -> str | None:
     value = headers.get(b"authorization")
     if value is None:
-        api_key = headers.get(b"x-api-key")
+        # Anthropic's SDK sends x-api-key, Google's x-goog-api-key
+        api_key = headers.get(b"x-api-key") or headers.get(b"x-goog-api-key")
         return api_key.decode("latin-1").strip() if api_key else None
     scheme, _, token = value.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

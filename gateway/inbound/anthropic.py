@@ -15,8 +15,10 @@ import orjson
 
 from ..errors import GatewayError, invalid_request
 from ..validate import _schema_problem, _type_name, base64_validate, json_body
+from . import InboundChat
 
 WIRE = "anthropic"
+CHAT_ENDPOINT = "messages"
 ROLES = ("user", "assistant")
 BLOCK_TYPES = {"text", "image", "tool_use", "tool_result"}
 ERROR_TYPES = {
@@ -148,7 +150,27 @@ def messages_request_parse(raw: bytes, *, count_only: bool = False) -> dict[str,
     return body
 
 
+def chat_request_parse(raw: bytes, *, model: str | None = None, stream: bool | None = None) -> InboundChat:
+    body = messages_request_parse(raw)
+    return InboundChat(body, body["model"], bool(body.get("stream")))
+
+
+def count_tokens_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
+    body = messages_request_parse(raw, count_only=True)
+    return InboundChat(body, body["model"], False)
+
+
+def count_tokens_encode(tokens: int) -> bytes:
+    return orjson.dumps({"input_tokens": tokens})
+
+
 # --- Anthropic request -> internal (OpenAI-shaped) request -------------------------------
+
+def to_internal(request: InboundChat) -> dict[str, Any]:
+    payload = messages_to_internal(request.native)
+    payload["_ignored"] = [name for name in IGNORED_HINTS if name in request.native]
+    return payload
+
 
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
@@ -163,7 +185,7 @@ def _unmappable(param: str, model: str) -> GatewayError:
     )
 
 
-def to_internal(body: dict[str, Any]) -> dict[str, Any]:
+def messages_to_internal(body: dict[str, Any]) -> dict[str, Any]:
     """The Anthropic request as an OpenAI Chat Completions request (raises 400 for what cannot be mapped)."""
     model = body["model"]
     for name in NATIVE_ONLY:
@@ -208,7 +230,7 @@ def to_internal(body: dict[str, Any]) -> dict[str, Any]:
             messages.append(out)
         elif parts:
             messages.append({"role": "user", "content": parts})
-    payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": body["max_tokens"]}
+    payload: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": body.get("max_tokens") or 1}
     if body.get("stream"):
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}

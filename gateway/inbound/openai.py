@@ -9,8 +9,10 @@ import orjson
 
 from ..errors import GatewayError
 from ..validate import chat_request_validate, json_body
+from . import InboundChat
 
 WIRE = "openai"
+CHAT_ENDPOINT = "chat.completions"
 DONE = b"data: [DONE]\n\n"
 
 
@@ -19,13 +21,30 @@ def error_response(error: GatewayError) -> tuple[int, bytes]:
     return status, error.body()
 
 
-def chat_request_parse(raw: bytes) -> dict[str, Any]:
+def chat_request_parse(raw: bytes, *, model: str | None = None, stream: bool | None = None) -> InboundChat:
     payload = json_body(raw)
     chat_request_validate(payload)
-    return payload
+    return InboundChat(payload, payload["model"], bool(payload.get("stream")))
 
 
-def completion_encode(body: dict[str, Any]) -> bytes:
+def to_internal(request: InboundChat) -> dict[str, Any]:
+    return request.native
+
+
+def embeddings_request_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
+    payload = json_body(raw)
+    return InboundChat(payload, str(payload.get("model") or ""), False)
+
+
+def embeddings_to_internal(request: InboundChat) -> dict[str, Any]:
+    return request.native
+
+
+def embeddings_encode(data: dict[str, Any], request: InboundChat) -> bytes:
+    return orjson.dumps(data)
+
+
+def completion_encode(body: dict[str, Any], model: str) -> bytes:
     return orjson.dumps(body)
 
 
