@@ -20,6 +20,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy .
 
 stop: install
 	$(BIN)/python -c "from aiproxy_site.embedded import stop_all; stop_all()"

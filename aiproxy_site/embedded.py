@@ -109,7 +109,7 @@ def stop_all() -> None:
             pass
     pgdata = root / "pg"
     if (pgdata / "postmaster.pid").exists():
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         user = "pgserver" if os.geteuid() == 0 else None
         try:

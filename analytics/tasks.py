@@ -76,7 +76,7 @@ def usage_stream_drain(*, max_batches: int = 50) -> int:
         total += _persist(claimed)
         client.xack(USAGE_STREAM, GROUP, *[entry_id for entry_id, _ in claimed])
     for _ in range(max_batches):
-        result = client.xreadgroup(GROUP, consumer, {USAGE_STREAM: ">"}, count=BATCH)
+        result: Any = client.xreadgroup(GROUP, consumer, {USAGE_STREAM: ">"}, count=BATCH)
         if not result:
             break
         entries = result[0][1]

@@ -141,11 +141,12 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     started = False
     raw_send = send
 
-    async def send(message: dict[str, Any]) -> None:  # noqa: F811  (tracks whether a response began)
+    async def tracked_send(message: dict[str, Any]) -> None:
         nonlocal started
         started = True
         await raw_send(message)
 
+    send = tracked_send
     try:
         key = await key_authenticate(state.directory, headers)
         if method == "POST" and path in ("/v1/chat/completions", "/v1/messages", "/v2/chat"):
@@ -174,8 +175,8 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         # client's error format rather than the server's HTML page, if nothing was sent yet
         logger.exception("gateway error on %s %s", method, path)
         if not started:
-            error = GatewayError(500, "The gateway failed to handle this request.", type="api_error", code="internal_error")
-            status, body = inbound.error_response(error)
+            failure = GatewayError(500, "The gateway failed to handle this request.", type="api_error", code="internal_error")
+            status, body = inbound.error_response(failure)
             await _respond(send, status, body)
 
 

@@ -22,14 +22,14 @@ class FakeModel:
 
 
 FAKE_MODELS = [
-    FakeModel("fake-openai", "fake", Provider.Kind.FAKE, "/v1", "gpt-4o-mini-fake", "0.15", "0.60"),
-    FakeModel("fake-azure", "fake-azure", Provider.Kind.AZURE_OPENAI, "", "gpt-4o-mini-deployment", "0.15", "0.60",
+    FakeModel("fake-openai", "fake", "fake", "/v1", "gpt-4o-mini-fake", "0.15", "0.60"),
+    FakeModel("fake-azure", "fake-azure", "azure-openai", "", "gpt-4o-mini-deployment", "0.15", "0.60",
               "2024-10-21"),
-    FakeModel("fake-anthropic", "fake-anthropic", Provider.Kind.ANTHROPIC, "", "claude-haiku-4-5-fake", "1.00", "5.00"),
-    FakeModel("fake-gemini", "fake-gemini", Provider.Kind.GEMINI, "", "gemini-2.5-flash-fake", "0.30", "2.50", "v1beta"),
-    FakeModel("fake-cohere", "fake-cohere", Provider.Kind.COHERE, "", "command-a-fake", "2.50", "10.00"),
-    FakeModel("fake-local", "fake-local", Provider.Kind.OPENAI_COMPATIBLE, "/v1", "llama-3.1-8b-instruct", "0", "0"),
-    FakeModel("fake-embed", "fake", Provider.Kind.FAKE, "/v1", "text-embedding-3-small-fake", "0.02", "0"),
+    FakeModel("fake-anthropic", "fake-anthropic", "anthropic", "", "claude-haiku-4-5-fake", "1.00", "5.00"),
+    FakeModel("fake-gemini", "fake-gemini", "gemini", "", "gemini-2.5-flash-fake", "0.30", "2.50", "v1beta"),
+    FakeModel("fake-cohere", "fake-cohere", "cohere", "", "command-a-fake", "2.50", "10.00"),
+    FakeModel("fake-local", "fake-local", "openai-compatible", "/v1", "llama-3.1-8b-instruct", "0", "0"),
+    FakeModel("fake-embed", "fake", "fake", "/v1", "text-embedding-3-small-fake", "0.02", "0"),
 ]
 CONTEXT_WINDOW = 128_000
 

@@ -171,7 +171,7 @@ class Directory:
         self.redis = client
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._catalog: dict[str, Deployment] | None = None
-        self._catalog_version: bytes | None = None
+        self._catalog_version: Any = None  # the version as Redis returned it
         self._catalog_checked = 0.0
 
     async def key_lookup(self, key_hash: str) -> KeyRecord | None:

@@ -24,7 +24,7 @@ class CurrentWorkspaceMiddleware:
         on_workspace_host = host_tenant is not None and host_tenant.schema_name != "public"
         if request.user.is_authenticated:
             membership = None
-            if on_workspace_host:
+            if on_workspace_host and host_tenant is not None:
                 membership = membership_get(user=request.user, workspace_id=host_tenant.pk)
                 if membership is None and not request.path.startswith("/accounts/"):
                     return HttpResponseForbidden("You are not a member of this workspace.")

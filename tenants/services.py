@@ -55,7 +55,7 @@ def workspaces_for(*, user: AbstractBaseUser) -> list[Membership]:
     return list(Membership.objects.select_related("workspace").filter(user=user).order_by("workspace__name"))
 
 
-def member_add(*, workspace: Workspace, user: AbstractBaseUser, role: str = Membership.Role.MEMBER) -> Membership:
+def member_add(*, workspace: Workspace, user: AbstractBaseUser, role: str = "member") -> Membership:
     membership, _ = Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
     return membership
 

@@ -58,8 +58,8 @@ def _text_of(content: Any) -> str:
 
 def prompt_parse(payload: dict[str, Any]) -> Prompt:
     messages = payload.get("messages") or []
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-    tail_results = []
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    tail_results: list[str] = []
     for message in reversed(messages):
         if message.get("role") != "tool":
             break
@@ -112,7 +112,7 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
     usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens,
              "total_tokens": answer.input_tokens + answer.output_tokens,
              "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
-    tool_calls = [{"id": c.id, "type": "function",
+    tool_calls: list[dict[str, Any]] = [{"id": c.id, "type": "function",
                    "function": {"name": c.name, "arguments": orjson.dumps(c.arguments).decode()}}
                   for c in answer.tool_calls]
     finish = FINISH[answer.finish]
@@ -157,7 +157,7 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
         await send({"type": "http.response.body", "body": chunk(delta, None), "more_body": True})
     await send({"type": "http.response.body", "body": chunk({}, finish), "more_body": True})
     if include_usage:
-        tail = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+        tail: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                 "system_fingerprint": "fp_fake", "choices": [], "usage": usage}
         await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(tail) + b"\n\n", "more_body": True})
     await sse_end(send, b"data: [DONE]\n\n")

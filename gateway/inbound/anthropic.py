@@ -95,7 +95,8 @@ def messages_request_validate(body: dict[str, Any], *, count_only: bool = False)
               "max_tokens: Input should be a positive integer.")
     messages = body.get("messages")
     _need(messages is not None, "messages: Field required.")
-    _need(isinstance(messages, list), f"messages: Input should be a valid list, got {_type_name(messages)}.")
+    if not isinstance(messages, list):
+        raise invalid_request(f"messages: Input should be a valid list, got {_type_name(messages)}.")
     _need(bool(messages), "messages: at least one message is required.")
     for i, message in enumerate(messages):
         _need(isinstance(message, dict), f"messages.{i}: Input should be an object.")

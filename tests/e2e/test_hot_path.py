@@ -23,7 +23,7 @@ def test_warm_requests_make_no_sql_queries(monkeypatch, make_workspace, fake_mod
         return original(self, sql, params, *ignored_wrapper_args)
 
     async def run() -> list[int]:
-        transport = httpx.ASGITransport(app=gateway_app)
+        transport = httpx.ASGITransport(app=gateway_app)  # type: ignore[arg-type]
         headers = {"Authorization": f"Bearer {secret}"}
         body = {"model": "fake-openai", "messages": [{"role": "user", "content": "hot path"}]}
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -17,8 +17,8 @@ from gateway.directory import Deployment
 from gateway.errors import GatewayError
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-IMAGE = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
-WEATHER = {"type": "function", "function": {
+IMAGE: dict[str, Any] = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+WEATHER: dict[str, Any] = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 TIME = {"type": "function", "function": {
