@@ -137,6 +137,18 @@ def test_openai_json_schema_response_format(gateway_url, sdk_key, model):  # typ
 
 
 @parametrize_upstream
+def test_openai_streamed_json_mode_assembles_to_valid_json(gateway_url, sdk_key, model):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    chunks = list(openai_client(gateway_url, secret).chat.completions.create(
+        model=model, stream=True, messages=[{"role": "user", "content": "A city, as JSON."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": CITY_SCHEMA}},
+    ))
+    value = json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices))
+    assert set(value) == {"name", "population"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+
+
+@parametrize_upstream
 def test_openai_max_tokens_stops_with_length(gateway_url, sdk_key, model):  # type: ignore[no-untyped-def]
     _, secret = sdk_key
     reply = openai_client(gateway_url, secret).chat.completions.create(
@@ -342,3 +354,15 @@ def test_stream_cut_mid_answer_ends_in_an_error_event(gateway_url, sdk_key, mode
     with pytest.raises(anthropic.APIError):
         with anthropic_client(gateway_url, secret).messages.stream(model=model, max_tokens=50, messages=content) as stream:
             list(stream.text_stream)
+
+
+@parametrize_upstream
+def test_upstream_connection_reset_is_502_for_both_sdks(gateway_url, sdk_key, model):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    content = [{"role": "user", "content": "[[fake:reset]]"}]
+    with pytest.raises(openai.APIStatusError) as err:
+        openai_client(gateway_url, secret).chat.completions.create(model=model, messages=content)
+    assert err.value.status_code == 502 and err.value.code == "upstream_unreachable"
+    with pytest.raises(anthropic.APIStatusError) as err2:
+        anthropic_client(gateway_url, secret).messages.create(model=model, max_tokens=50, messages=content)
+    assert err2.value.status_code == 502 and err2.value.body["error"]["type"] == "api_error"
