@@ -80,14 +80,18 @@ def main() -> int:
 
     env_file = data_dir() / "demo.env"
     demo = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+    from gateway.demo import FAKE_MODELS
     from tenants.management.commands.demo_setup import DEMO_EMAIL, DEMO_PASSWORD
+
+    models = ", ".join(m.public_name for m in FAKE_MODELS)
 
     print(
         f"\n  Web UI:        http://{HOST}:{PORT}/\n"
         f"  Admin:         http://{HOST}:{PORT}/admin/\n"
         f"  API docs:      http://{HOST}:{PORT}/api/docs/\n"
         f"  Demo login:    {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-        f"  Proxy:         {demo['AIPROXY_BASE_URL']}  (model: fake-openai)\n"
+        f"  Proxy:         {demo['AIPROXY_BASE_URL']}  (OpenAI SDK: this URL; Anthropic SDK: without /v1)\n"
+        f"  Models:        {models}\n"
         f"  Demo API key:  {demo['AIPROXY_API_KEY']}\n"
         f"  Written to:    {env_file}\n",
         flush=True,

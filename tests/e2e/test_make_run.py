@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import anthropic
 import openai
 
 from .conftest import _free_port
+from .sdk import UPSTREAMS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,6 +57,13 @@ def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # 
         reply = client.chat.completions.create(model="fake-openai", messages=[{"role": "user", "content": "ping"}])
         assert "ping" in reply.choices[0].message.content
         first_key = demo["AIPROXY_API_KEY"]
+        # the demo catalog answers offline through every adapter, for both SDKs
+        claude = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key=first_key, max_retries=0)
+        for model in UPSTREAMS:
+            text = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello demo"}])
+            assert "hello demo" in text.choices[0].message.content
+            message = claude.messages.create(model=model, max_tokens=100, messages=[{"role": "user", "content": "hello demo"}])
+            assert "hello demo" in message.content[0].text
     finally:
         _stop(proc)
     proc, demo = _start(data_dir, port, fake_port)
@@ -68,11 +77,12 @@ def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # 
         url = f"postgresql://postgres:@/aiproxy?host={data_dir / 'pg'}"
         deadline = time.monotonic() + 30
         count = 0
-        while time.monotonic() < deadline and count < 2:
+        expected = 2 + 2 * len(UPSTREAMS)
+        while time.monotonic() < deadline and count < expected:
             with psycopg.connect(url) as conn:
                 count = conn.execute("SELECT count(*) FROM ws_demo.analytics_usageevent").fetchone()[0]
             time.sleep(0.5)
-        assert count == 2
+        assert count == expected
     finally:
         _stop(proc)
         subprocess.run([sys.executable, "-c", "from aiproxy_site.embedded import stop_all; stop_all()"],
