@@ -1,4 +1,5 @@
-"""ASGI entry: /v1/* goes straight to the gateway app (no Django middleware on the hot
+"""ASGI entry: the proxy APIs (/v1/* for OpenAI and Anthropic, /v1beta/* for Gemini, /v2/* for
+Cohere) go straight to the gateway app (no Django middleware on the hot
 path); everything else to Django; WebSockets through Channels."""
 
 import os
@@ -17,7 +18,7 @@ from gateway.asgi import application as gateway_app  # noqa: E402
 
 async def http_app(scope, receive, send):  # type: ignore[no-untyped-def]
     path = scope["path"]
-    if path == "/v1" or path.startswith("/v1/"):
+    if path == "/v1" or path.startswith(("/v1/", "/v1beta/", "/v2/")):
         await gateway_app(scope, receive, send)
     else:
         await django_app(scope, receive, send)
