@@ -492,6 +492,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
     try:
         request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
         payload = inbound.embeddings_to_internal(request)
+        ignored = payload.pop("_ignored", None) or []
         texts = _embeddings_validate(payload)
         event.model = payload["model"]
         deployment = route_select(await state.directory.catalog(), payload["model"], key)
@@ -514,7 +515,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
             data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         _settle(event, deployment, usage.input_tokens, 0)
-        await _respond(send, 200, inbound.embeddings_encode(data, request), _ignored_header(adapter, payload))
+        await _respond(send, 200, inbound.embeddings_encode(data, request), _ignored_header(adapter, {**payload, "_ignored": ignored}))
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
