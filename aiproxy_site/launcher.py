@@ -49,6 +49,7 @@ def main() -> int:
     call_command("migrate_schemas", "--shared", verbosity=0)
     call_command("migrate_schemas", "--tenant", verbosity=0)
     call_command("demo_setup", base_url=f"http://{HOST}:{PORT}", verbosity=0)
+    from aiproxy_site.embedded import data_dir
 
     py = sys.executable
     commands = {
@@ -57,7 +58,7 @@ def main() -> int:
         "web": [py, "-m", "daphne", "-b", HOST, "-p", str(PORT), "aiproxy_site.asgi:application"],
         "worker": [py, "-m", "celery", "-A", "aiproxy_site", "worker", "--loglevel", "WARNING", "--concurrency", "2"],
         "beat": [py, "-m", "celery", "-A", "aiproxy_site", "beat", "--loglevel", "WARNING",
-                 "--schedule", str(ROOT / ".aiproxy" / f"celerybeat-schedule-{PORT}")],
+                 "--schedule", str(data_dir() / "celerybeat-schedule")],
     }
     children = {name: subprocess.Popen(cmd, cwd=ROOT) for name, cmd in commands.items()}
 
@@ -76,8 +77,6 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     _wait_http(f"http://127.0.0.1:{FAKE_PORT}/health")
     _wait_http(f"http://{HOST}:{PORT}/accounts/login/")
-    from aiproxy_site.embedded import data_dir
-
     env_file = data_dir() / "demo.env"
     demo = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
     from gateway.demo import FAKE_MODELS
