@@ -370,12 +370,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
             usage = chunk.get("usage")
             if isinstance(usage, dict):
                 tally.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    tally.text.append(delta["content"])
-                for call in delta.get("tool_calls") or []:
-                    tally.text.append(((call.get("function") or {}).get("arguments")) or "")
+            tally.text.append(_generated_text(chunk, "delta"))
             yield encoder.encode(chunk)
         yield encoder.finish()
 
@@ -395,15 +390,21 @@ async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], ups
         event.error_type = "upstream_stream_error"
 
 
-def _completion_text(body: Any) -> str:
+def _generated_text(body: Any, field: str) -> str:
+    """The text a completion (field "message") or a chunk (field "delta") carries: content
+    and tool-call arguments, what output tokens are counted from."""
     parts = []
     for choice in (body.get("choices") if isinstance(body, dict) else None) or []:
-        message = choice.get("message") or {}
+        message = choice.get(field) or {}
         if isinstance(message.get("content"), str):
             parts.append(message["content"])
         for call in message.get("tool_calls") or []:
             parts.append((call.get("function") or {}).get("arguments") or "")
     return "".join(parts)
+
+
+def _completion_text(body: Any) -> str:
+    return _generated_text(body, "message")
 
 
 def _openai_events_text(events: list[bytes]) -> str:
@@ -413,15 +414,9 @@ def _openai_events_text(events: list[bytes]) -> str:
         if not data or data == b"[DONE]":
             continue
         try:
-            chunk = orjson.loads(data)
+            parts.append(_generated_text(orjson.loads(data), "delta"))
         except orjson.JSONDecodeError:
             continue
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str):
-                parts.append(delta["content"])
-            for call in delta.get("tool_calls") or []:
-                parts.append((call.get("function") or {}).get("arguments") or "")
     return "".join(parts)
 
 

@@ -44,9 +44,11 @@ from .interface import (
     credential_rejected,
     image_data_url_parse,
     now,
+    param_present,
     retry_after_headers,
     sse_events,
     sse_parse,
+    text_parts_join,
     unsupported,
     upstream_invalid,
     upstream_post,
@@ -91,11 +93,6 @@ def request_headers(deployment: Deployment, *, stream: bool = False, extra: dict
     if deployment.credential:
         headers["x-api-key"] = deployment.credential
     return headers
-
-
-def _present(value: Any) -> bool:
-    """Clients often send null (or an empty list) for a field they do not use."""
-    return value is not None and value != [] and value != {}
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -184,21 +181,6 @@ def event_usage(event: bytes, usage: Usage | None) -> Usage | None:
 
 # --- chat request ------------------------------------------------------------------------
 
-def _parts_text(deployment: Deployment, content: Any, where: str) -> str:
-    """The text of a string or a list of text parts (refusal parts count as text)."""
-    if isinstance(content, str) or content is None:
-        return content or ""
-    texts = []
-    for j, part in enumerate(content):
-        if part.get("type") == "text":
-            texts.append(part["text"])
-        elif part.get("type") == "refusal":
-            texts.append(part.get("refusal") or "")
-        else:
-            raise unsupported(deployment, f"{where}.content[{j}]", f"Anthropic accepts only text here, not '{part.get('type')}' parts.")
-    return "".join(texts)
-
-
 def _image_block(deployment: Deployment, url: str, where: str) -> dict[str, Any]:
     parsed = image_data_url_parse(url)
     if parsed is None:
@@ -238,7 +220,7 @@ def _tool_input(arguments: str, where: str) -> dict[str, Any]:
 
 
 def _assistant_blocks(deployment: Deployment, message: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    text = _parts_text(deployment, message.get("content"), where) or message.get("refusal") or ""
+    text = text_parts_join(deployment, message.get("content"), where, "Anthropic") or message.get("refusal") or ""
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     for j, call in enumerate(message.get("tool_calls") or []):
         function = call["function"]
@@ -257,10 +239,10 @@ def _messages(deployment: Deployment, messages: list[dict[str, Any]]) -> tuple[l
         if role not in MESSAGE_KEYS:
             raise unsupported(deployment, f"{where}.role", f"Anthropic has no '{role}' messages; use 'tool' messages for tool results.")
         for key, value in message.items():
-            if key not in MESSAGE_KEYS[role] and _present(value):
+            if key not in MESSAGE_KEYS[role] and param_present(value):
                 raise unsupported(deployment, f"{where}.{key}", "Anthropic messages have no such field.")
         if role in ("system", "developer"):
-            text = _parts_text(deployment, message.get("content"), where)
+            text = text_parts_join(deployment, message.get("content"), where, "Anthropic")
             if text:
                 system.append({"type": "text", "text": text})
             continue
@@ -270,7 +252,7 @@ def _messages(deployment: Deployment, messages: list[dict[str, Any]]) -> tuple[l
             blocks = _user_blocks(deployment, message["content"], where)
         else:
             blocks = [{"type": "tool_result", "tool_use_id": message["tool_call_id"],
-                       "content": _parts_text(deployment, message["content"], where)}]
+                       "content": text_parts_join(deployment, message["content"], where, "Anthropic")}]
         if not blocks:
             continue  # an empty turn says nothing, and Anthropic refuses empty content
         anthropic_role = "assistant" if role == "assistant" else "user"

@@ -38,9 +38,11 @@ from .interface import (
     completion_make,
     credential_rejected,
     now,
+    param_present,
     retry_after_headers,
     sse_events,
     sse_parse,
+    text_parts_join,
     unsupported,
     upstream_invalid,
     upstream_post,
@@ -77,11 +79,6 @@ def _headers(deployment: Deployment, *, stream: bool = False) -> dict[str, str]:
     if deployment.credential:
         headers["authorization"] = f"Bearer {deployment.credential}"
     return headers
-
-
-def _present(value: Any) -> bool:
-    """Clients often send null (or an empty list) for a field they do not use."""
-    return value is not None and value != [] and value != {}
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -134,21 +131,6 @@ def usage_of(usage: Any) -> Usage | None:
 
 # --- chat request ------------------------------------------------------------------------
 
-def _parts_text(deployment: Deployment, content: Any, where: str) -> str:
-    """The text of a string or a list of text parts (refusal parts count as text)."""
-    if isinstance(content, str) or content is None:
-        return content or ""
-    texts = []
-    for j, part in enumerate(content):
-        if part.get("type") == "text":
-            texts.append(part["text"])
-        elif part.get("type") == "refusal":
-            texts.append(part.get("refusal") or "")
-        else:
-            raise unsupported(deployment, f"{where}.content[{j}]", f"Cohere accepts only text here, not '{part.get('type')}' parts.")
-    return "".join(texts)
-
-
 def _user_content(deployment: Deployment, content: Any, where: str) -> Any:
     if isinstance(content, str):
         return content
@@ -168,7 +150,7 @@ def _user_content(deployment: Deployment, content: Any, where: str) -> Any:
 
 
 def _assistant_message(deployment: Deployment, message: dict[str, Any], where: str) -> dict[str, Any]:
-    text = _parts_text(deployment, message.get("content"), where) or message.get("refusal") or ""
+    text = text_parts_join(deployment, message.get("content"), where, "Cohere") or message.get("refusal") or ""
     out: dict[str, Any] = {"role": "assistant"}
     calls = message.get("tool_calls")
     if calls:
@@ -190,18 +172,18 @@ def _messages(deployment: Deployment, messages: list[dict[str, Any]]) -> list[di
         if role not in MESSAGE_KEYS:
             raise unsupported(deployment, f"{where}.role", f"Cohere has no '{role}' messages; use 'tool' messages for tool results.")
         for key, value in message.items():
-            if key not in MESSAGE_KEYS[role] and _present(value):
+            if key not in MESSAGE_KEYS[role] and param_present(value):
                 raise unsupported(deployment, f"{where}.{key}", "Cohere messages have no such field.")
         content = message.get("content")
         if role in ("system", "developer"):
-            out.append({"role": "system", "content": _parts_text(deployment, content, where)})
+            out.append({"role": "system", "content": text_parts_join(deployment, content, where, "Cohere")})
         elif role == "user":
             out.append({"role": "user", "content": _user_content(deployment, content, where)})
         elif role == "assistant":
             out.append(_assistant_message(deployment, message, where))
         else:
             out.append({"role": "tool", "tool_call_id": message["tool_call_id"],
-                        "content": _parts_text(deployment, content, where)})
+                        "content": text_parts_join(deployment, content, where, "Cohere")})
     return out
 
 
@@ -232,7 +214,7 @@ def _penalty(deployment: Deployment, payload: dict[str, Any], name: str) -> floa
 def chat_body(deployment: Deployment, payload: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     """The /v2/chat request for an OpenAI chat request; raises `unsupported` for what cannot map."""
     for key, value in payload.items():
-        if key not in CHAT_KEYS and _present(value):
+        if key not in CHAT_KEYS and param_present(value):
             raise unsupported(deployment, key, "Cohere has no equivalent.")
     if (payload.get("n") or 1) != 1:
         raise unsupported(deployment, "n", "Cohere returns one choice per request; send separate requests instead.")
@@ -378,7 +360,7 @@ async def chat_chunks(
 
 def _embed_texts(deployment: Deployment, payload: dict[str, Any]) -> list[str]:
     for key, value in payload.items():
-        if key not in EMBED_KEYS and _present(value):
+        if key not in EMBED_KEYS and param_present(value):
             raise unsupported(deployment, key, "Cohere has no equivalent.")
     if payload.get("encoding_format") not in (None, "float", "base64"):
         raise unsupported(deployment, "encoding_format", "use 'float' or 'base64'.")

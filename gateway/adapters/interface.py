@@ -144,20 +144,46 @@ async def upstream_post(
     return response
 
 
-async def body_read(response: aiohttp.ClientResponse, deployment: Deployment) -> Any:
-    """The upstream's JSON answer; a broken or invalid body is a 502/504."""
+async def body_bytes(response: aiohttp.ClientResponse, deployment: Deployment) -> bytes:
+    """The upstream's whole answer; a broken connection is a 502, a stalled one a 504."""
     try:
-        raw = await response.read()
+        return await response.read()
     except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
     except aiohttp.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
     finally:
         response.release()
+
+
+async def body_read(response: aiohttp.ClientResponse, deployment: Deployment) -> Any:
+    """The upstream's JSON answer; a broken or invalid body is a 502/504."""
+    raw = await body_bytes(response, deployment)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise upstream_invalid(deployment) from exc
+
+
+def param_present(value: Any) -> bool:
+    """Clients often send null (or an empty list) for a field they do not use."""
+    return value is not None and value != [] and value != {}
+
+
+def text_parts_join(deployment: Deployment, content: Any, where: str, provider: str) -> str:
+    """The text of a string or a list of text parts (refusal parts count as text); other
+    parts are refused by name, since `provider` takes only text there."""
+    if isinstance(content, str) or content is None:
+        return content or ""
+    texts = []
+    for j, part in enumerate(content):
+        if part.get("type") == "text":
+            texts.append(part["text"])
+        elif part.get("type") == "refusal":
+            texts.append(part.get("refusal") or "")
+        else:
+            raise unsupported(deployment, f"{where}.content[{j}]", f"{provider} accepts only text here, not '{part.get('type')}' parts.")
+    return "".join(texts)
 
 
 def upstream_invalid(deployment: Deployment) -> GatewayError:

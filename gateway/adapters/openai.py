@@ -14,9 +14,10 @@ import aiohttp
 import orjson
 
 from ..directory import Deployment
-from ..errors import GatewayError, upstream_timeout, upstream_unreachable
+from ..errors import GatewayError
 from .interface import (
     Usage,
+    body_bytes,
     body_read,
     credential_rejected,
     retry_after_headers,
@@ -95,14 +96,7 @@ async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, pa
 
 async def chat_read_raw(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, Usage | None]:
     """Pass-through for OpenAI clients: the upstream's bytes, untouched, and their usage."""
-    try:
-        body = await response.read()
-    except TimeoutError as exc:
-        raise upstream_timeout(deployment.provider_name) from exc
-    except aiohttp.ClientError as exc:
-        raise upstream_unreachable(deployment.provider_name) from exc
-    finally:
-        response.release()
+    body = await body_bytes(response, deployment)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
