@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import anthropic, cohere, gemini, openai
-from .core import ConnectionCut, Receive, Send, send_json
+from .core import STATS, ConnectionCut, Receive, Send, current_receive, send_json
 
 
 def _wire_for(path: str) -> Any:
@@ -37,6 +37,10 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["path"] == "/health":
         await send_json(send, 200, {"ok": True})
         return
+    if scope["path"] == "/stats":
+        await send_json(send, 200, STATS)
+        return
+    current_receive.set(receive)
     try:
         await _wire_for(scope["path"]).handle(scope, receive, send)
     except ConnectionCut:

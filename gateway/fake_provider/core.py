@@ -24,6 +24,7 @@ directives anywhere in the last user message:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import math
 import os
@@ -38,6 +39,11 @@ import orjson
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+# counters behind GET /stats, so tests can see what the upstream saw (e.g. that the
+# gateway hung up on a stream when its client went away)
+STATS = {"streams_started": 0, "streams_completed": 0, "streams_abandoned": 0}
+current_receive: contextvars.ContextVar[Receive | None] = contextvars.ContextVar("current_receive", default=None)
 
 DIRECTIVE = re.compile(r"\[\[fake:([a-z_]+)(?:=([^\]]*))?\]\]")
 DEFAULTS = {
@@ -274,8 +280,16 @@ async def fault_before_answer(directives: dict[str, str], receive: Receive) -> i
     return None
 
 
+def client_gone() -> bool:
+    """Whether the caller (the gateway) has closed the connection (uvicorn's request cycle)."""
+    receive = current_receive.get()
+    return bool(getattr(getattr(receive, "__self__", None), "disconnected", False))
+
+
 async def paced(pieces: list[Any], timing: Timing, directives: dict[str, str]) -> AsyncIterator[Any]:
-    """Yield stream pieces on the fake's clock; `cut` drops the connection halfway."""
+    """Yield stream pieces on the fake's clock; `cut` drops the connection halfway. Like a
+    real upstream, it stops generating when the caller hangs up."""
+    STATS["streams_started"] += 1
     if timing.ttft_ms:
         await asyncio.sleep(timing.ttft_ms / 1000)
     for i, piece in enumerate(pieces):
@@ -283,7 +297,11 @@ async def paced(pieces: list[Any], timing: Timing, directives: dict[str, str]) -
             raise ConnectionCut("fake stream cut")
         if timing.chunk_ms and i:
             await asyncio.sleep(timing.chunk_ms / 1000)
+        if client_gone():
+            STATS["streams_abandoned"] += 1
+            return
         yield piece
+    STATS["streams_completed"] += 1
 
 
 async def non_stream_wait(timing: Timing) -> None:

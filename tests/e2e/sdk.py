@@ -39,6 +39,25 @@ def _png() -> bytes:
 PNG_BASE64 = base64.b64encode(_png()).decode()
 
 
+def fake_stats(fake_provider_url: str) -> dict[str, int]:
+    """What the fake upstream saw: streams started, completed, abandoned by the gateway."""
+    import httpx
+
+    return httpx.get(fake_provider_url + "/stats").json()  # type: ignore[no-any-return]
+
+
+def upstream_abandoned_since(fake_provider_url: str, before: dict[str, int], timeout: float = 10) -> bool:
+    """Whether the upstream saw the gateway hang up on a stream after `before` was taken."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fake_stats(fake_provider_url)["streams_abandoned"] > before["streams_abandoned"]:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def openai_client(gateway_url: str, secret: str, **kwargs) -> openai.OpenAI:  # type: ignore[no-untyped-def]
     return openai.OpenAI(base_url=gateway_url + "/v1", api_key=secret, max_retries=0, timeout=20, **kwargs)
 

@@ -10,7 +10,14 @@ import httpx
 import openai
 import pytest
 
-from tests.e2e.sdk import PNG_BASE64, anthropic_client, events_of, openai_client
+from tests.e2e.sdk import (
+    PNG_BASE64,
+    anthropic_client,
+    events_of,
+    fake_stats,
+    openai_client,
+    upstream_abandoned_since,
+)
 
 BAD_SCHEMA = {"type": "object", "properties": {"city": {"type": "strng"}}}
 
@@ -149,10 +156,13 @@ def test_ignored_hint_is_reported_in_a_header(gateway_url, sdk_key):  # type: ig
     assert "seed" in raw.headers["x-aiproxy-ignored-params"] and raw.parse().choices[0].message.content
 
 
-@pytest.mark.parametrize(("path", "model"), [("/v1/messages", "fake-gemini"), ("/v1/chat/completions", "fake-anthropic")])
-def test_client_disconnect_on_a_translated_stream_still_bills_streamed_tokens(gateway_url, sdk_key, make_workspace, path, model):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("path", "model"), [("/v1/messages", "fake-gemini"), ("/v1/chat/completions", "fake-anthropic"),
+                                           ("/v1/messages", "fake-anthropic")])
+def test_client_disconnect_mid_stream_cancels_the_upstream_and_bills_streamed_tokens(gateway_url, fake_provider_url, sdk_key, make_workspace,  # type: ignore[no-untyped-def]
+                                                                              path, model):
     from keys.services import api_key_create
 
+    before = fake_stats(fake_provider_url)
     workspace = make_workspace()
     _, secret = api_key_create(workspace=workspace, name="disconnect")
     body = {"model": model, "stream": True, "max_tokens": 1000,
@@ -174,6 +184,7 @@ def test_client_disconnect_on_a_translated_stream_still_bills_streamed_tokens(ga
     (event,) = events
     assert event.client_disconnected and event.usage_estimated
     assert 3 <= event.output_tokens < 200 and event.input_tokens > 0 and float(event.cost) > 0
+    assert upstream_abandoned_since(fake_provider_url, before), "the gateway did not cancel the upstream request"
 
 
 def test_image_parts_only_in_user_messages(gateway_url, sdk_key):  # type: ignore[no-untyped-def]

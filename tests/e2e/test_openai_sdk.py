@@ -13,6 +13,7 @@ from analytics.models import UsageEvent
 from analytics.tasks import usage_stream_drain
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_revoke
+from tests.e2e.sdk import fake_stats, upstream_abandoned_since
 
 
 @pytest.fixture
@@ -189,8 +190,9 @@ def test_key_on_another_workspace_host_is_401(gateway_url, workspace_key, make_w
     assert foreign.status_code == 401 and foreign.json()["error"]["code"] == "wrong_workspace"
 
 
-def test_client_disconnect_mid_stream_still_records_usage(gateway_url, workspace_key):  # type: ignore[no-untyped-def]
+def test_client_disconnect_mid_stream_still_records_usage(gateway_url, fake_provider_url, workspace_key):  # type: ignore[no-untyped-def]
     workspace, _, secret = workspace_key
+    before = fake_stats(fake_provider_url)
     body = {"model": "fake-openai", "stream": True,
             "messages": [{"role": "user", "content": "slow story [[fake:words=200]] [[fake:chunk_ms=20]]"}]}
     with httpx.Client() as client:
@@ -210,6 +212,7 @@ def test_client_disconnect_mid_stream_still_records_usage(gateway_url, workspace
     (event,) = events
     assert event.client_disconnected and event.usage_estimated
     assert 5 <= event.output_tokens < 200 and event.input_tokens > 0 and float(event.cost) > 0
+    assert upstream_abandoned_since(fake_provider_url, before), "the gateway did not cancel the upstream request"
 
 
 def test_usage_is_isolated_between_workspaces(gateway_url, workspace_key, make_workspace):  # type: ignore[no-untyped-def]
