@@ -31,6 +31,7 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from .adapters import adapter_for
 from .adapters import openai as openai_upstream
@@ -41,6 +42,14 @@ from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
 from .inbound import inbound_for
 from .inbound import openai as openai_inbound
+from .limits import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    Reservation,
+    limits_reserve,
+    needs_cost_estimate,
+    request_budget_scopes,
+    settle_args,
+)
 from .record import UsageEvent, usage_cost, usage_event_record
 from .route import models_visible, route_select
 from .stream import Receive, Send, sse_relay
@@ -248,6 +257,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
                *, model: str | None = None, stream: bool | None = None) -> None:
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
+    reservation: Reservation | None = None
     try:
         raw = await _read_body(scope, receive)
         request = inbound.chat_request_parse(raw, model=model, stream=stream)
@@ -257,22 +267,51 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         adapter = adapter_for(deployment.provider_kind)
         if inbound.WIRE == adapter.WIRE == "anthropic":
             native = request.native
-            await _context_check(deployment, len(raw), anthropic_inbound.messages_for_count(native), native.get("tools"))
-            await _anthropic_native(state, scope, receive, send, native, deployment, event)
+            messages, tools, max_output = anthropic_inbound.messages_for_count(native), native.get("tools"), native.get("max_tokens")
         else:
             payload = inbound.to_internal(request)
-            await _context_check(deployment, len(raw), payload["messages"], payload.get("tools"))
-            if inbound.WIRE == adapter.WIRE == "openai":
-                await _openai_native(state, receive, send, payload, deployment, event)
-            else:
-                await _translated(state, inbound, adapter, receive, send, payload, deployment, event)
+            messages, tools = payload["messages"], payload.get("tools")
+            max_output = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        await _context_check(deployment, len(raw), messages, tools)
+        reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
+        extra = reservation.headers if reservation else []
+        if inbound.WIRE == adapter.WIRE == "anthropic":
+            await _anthropic_native(state, scope, receive, send, native, deployment, event, extra)
+        elif inbound.WIRE == adapter.WIRE == "openai":
+            await _openai_native(state, receive, send, payload, deployment, event, extra)
+        else:
+            await _translated(state, inbound, adapter, receive, send, payload, deployment, event, extra)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
         if event.model:
-            await _record(state, event, started)
+            await _record(state, event, started, key, reservation)
         raise
-    await _record(state, event, started)
+    await _record(state, event, started, key, reservation)
+
+
+async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deployment, messages: list[dict[str, Any]],
+                          tools: Any, max_output: int | None) -> Reservation | None:
+    """Step 2: one Redis round trip for every rate limit, the plan quota and the budgets.
+    The prompt is counted only when a tokens limit or a budget needs it."""
+    prompt_tokens, output_tokens = 0, 0
+    if needs_cost_estimate(key, deployment, state.directory.global_limits):
+        prompt_tokens = count_message_tokens(messages, tools=tools)
+        output_tokens = max_output if max_output is not None else min(
+            DEFAULT_MAX_OUTPUT_TOKENS, max(1, (deployment.context_window or DEFAULT_MAX_OUTPUT_TOKENS) - prompt_tokens))
+    try:
+        return await limits_reserve(state.redis, key, deployment, state.directory.global_limits,
+                                    prompt_tokens=prompt_tokens, max_output_tokens=output_tokens)
+    except RedisError:
+        workspace = (key.policy or {}).get("workspace") or {}
+        hard = any(budget.get("hard") for _, _, budget in request_budget_scopes(key))
+        if hard and not workspace.get("fail_open"):
+            raise GatewayError(
+                503, "Spend limits cannot be checked right now, and this key has a hard budget, so the request is "
+                "refused rather than risk overspending. Try again shortly.", type="api_error", code="limits_unavailable",
+            ) from None
+        logger.warning("limits store unavailable; serving workspace %s without limits", key.workspace_id)
+        return None
 
 
 def _estimate(event: UsageEvent, deployment: Deployment, messages: list[dict[str, Any]], tools: Any,
@@ -290,13 +329,13 @@ def _estimate(event: UsageEvent, deployment: Deployment, messages: list[dict[str
 
 
 async def _openai_native(state: GatewayState, receive: Receive, send: Send, payload: dict[str, Any],
-                         deployment: Deployment, event: UsageEvent) -> None:
+                         deployment: Deployment, event: UsageEvent, extra: list[tuple[bytes, bytes]]) -> None:
     upstream = await openai_upstream.chat_send(state.session, deployment, payload, stream=event.stream)
     if not event.stream:
         body, usage = await openai_upstream.chat_read_raw(upstream, deployment)
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
                   _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
-        await _respond(send, 200, body)
+        await _respond(send, 200, body, extra)
         return
     wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
     tally = StreamTally()
@@ -312,14 +351,15 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
             yield item
 
     await _relay(receive, send, events(), upstream, openai_inbound.StreamEncoder(payload["model"], include_usage=wants_usage),
-                 [], event)
+                 extra, event)
     text = _openai_events_text(tally.raw) if (tally.usage is None or event.client_disconnected) else ""
     _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, text,
               disconnected=event.client_disconnected)
 
 
 async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
-                            native: dict[str, Any], deployment: Deployment, event: UsageEvent) -> None:
+                            native: dict[str, Any], deployment: Deployment, event: UsageEvent,
+                            extra: list[tuple[bytes, bytes]]) -> None:
     adapter = adapter_for(deployment.provider_kind)
     forwarded = {name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in FORWARDED_ANTHROPIC_HEADERS}
     upstream = await adapter.messages_send(state.session, deployment, native, stream=event.stream, headers=forwarded)
@@ -329,7 +369,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         usage = adapter.message_usage(data) if isinstance(data, dict) else None
         text = "" if usage is not None else "".join(b.get("text", "") for b in data.get("content") or [] if isinstance(b, dict))
         _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
-        await _respond(send, 200, orjson.dumps(data))
+        await _respond(send, 200, orjson.dumps(data), extra)
         return
     tally = StreamTally()
 
@@ -340,7 +380,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
                 tally.raw.append(item)
             yield item
 
-    await _relay(receive, send, events(), upstream, anthropic_inbound.StreamEncoder(native["model"]), [], event)
+    await _relay(receive, send, events(), upstream, anthropic_inbound.StreamEncoder(native["model"]), extra, event)
     finished = tally.usage is not None and not event.client_disconnected and not event.error_type
     text = "" if finished else _anthropic_events_text(tally.raw)
     _estimate(event, deployment, messages, native.get("tools"), tally.usage, text,
@@ -348,8 +388,9 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
 
 
 async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
-                      payload: dict[str, Any], deployment: Deployment, event: UsageEvent) -> None:
-    extra = _ignored_header(adapter, payload)
+                      payload: dict[str, Any], deployment: Deployment, event: UsageEvent,
+                      extra: list[tuple[bytes, bytes]]) -> None:
+    extra = extra + _ignored_header(adapter, payload)
     upstream = await adapter.chat_send(state.session, deployment, payload, stream=event.stream)
     model = payload["model"]
     if not event.stream:
@@ -484,6 +525,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
                      key: KeyRecord, *, model: str | None = None) -> None:
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
+    reservation: Reservation | None = None
     try:
         request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
         payload = inbound.embeddings_to_internal(request)
@@ -496,6 +538,8 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
         if texts is None and adapter.WIRE != "openai":
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
                                   param="input", code="unsupported_parameter")
+        counted = [{"content": text} for text in texts] if texts is not None else [{"content": str(payload["input"])}]
+        reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
         wants_base64 = payload.get("encoding_format") == "base64" and adapter.WIRE != "openai"
         if wants_base64:  # the openai SDK's default; other upstreams send floats, packed here
             payload = {**payload, "encoding_format": "float"}
@@ -510,14 +554,15 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
             data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         _settle(event, deployment, usage.input_tokens, 0)
-        await _respond(send, 200, inbound.embeddings_encode(data, request), _ignored_header(adapter, {**payload, "_ignored": ignored}))
+        headers = (reservation.headers if reservation else []) + _ignored_header(adapter, {**payload, "_ignored": ignored})
+        await _respond(send, 200, inbound.embeddings_encode(data, request), headers)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
         if event.model:
-            await _record(state, event, started)
+            await _record(state, event, started, key, reservation)
         raise
-    await _record(state, event, started)
+    await _record(state, event, started, key, reservation)
 
 
 # --- record ----------------------------------------------------------------------------------------
@@ -528,9 +573,15 @@ def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output
     event.cost = usage_cost(input_tokens, output_tokens, deployment.input_price_per_mtok, deployment.output_price_per_mtok)
 
 
-async def _record(state: GatewayState, event: UsageEvent, started: float) -> None:
+async def _record(state: GatewayState, event: UsageEvent, started: float, key: KeyRecord,
+                  reservation: Reservation | None = None) -> None:
+    """Step 7: settle the reservation and queue the usage event, in one round trip."""
     event.latency_ms = int((time.perf_counter() - started) * 1000)
+    settle = None
+    if (reservation is not None and reservation.active) or event.status_code == 200:
+        settle = settle_args(reservation, key, model=event.model, tokens_used=event.input_tokens + event.output_tokens,
+                             cost=event.cost, counted=event.status_code == 200)
     try:
-        await asyncio.shield(usage_event_record(state.redis, event))
+        await asyncio.shield(usage_event_record(state.redis, event, settle))
     except Exception:
         logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)

@@ -35,6 +35,9 @@ class KeyRecord:
     key_id: int
     key_name: str
     revoked: bool
+    # limits and budgets of the key, its member and its workspace, and the plan's quota
+    # (keys.services.key_policy): {"key": {...}, "user": {...}, "workspace": {...}}
+    policy: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class Deployment:
     context_window: int | None
     workspace_ids: frozenset[int]
     created: int
+    model_limits: Any = None  # {"rpm": n, "tpm": n}, set in admin
+    provider_limits: Any = None
 
     def visible_to(self, workspace_id: int) -> bool:
         return not self.workspace_ids or workspace_id in self.workspace_ids
@@ -73,6 +78,7 @@ def key_record_write(record: KeyRecord) -> None:
         "key_id": record.key_id,
         "key_name": record.key_name,
         "revoked": record.revoked,
+        "policy": record.policy,
     }
     redis_sync().set(KEY_PREFIX + record.key_hash, orjson.dumps(payload))
 
@@ -82,6 +88,7 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
     from django_tenants.utils import schema_context
 
     from keys.models import ApiKey
+    from keys.services import key_record_build
     from tenants.models import KeyIndex
 
     entry = KeyIndex.objects.select_related("workspace").filter(key_hash=key_hash).first()
@@ -89,23 +96,15 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
         return None
     with schema_context(entry.workspace.schema_name):
         key = ApiKey.objects.filter(pk=entry.key_id).first()
-    if key is None:
-        return None
-    record = KeyRecord(
-        key_hash=key_hash,
-        workspace_id=entry.workspace_id,
-        schema=entry.workspace.schema_name,
-        slug=entry.workspace.slug,
-        key_id=key.pk,
-        key_name=key.name,
-        revoked=key.revoked_at is not None,
-    )
+        if key is None:
+            return None
+        record = key_record_build(entry.workspace, key)
     key_record_write(record)
     return record
 
 
 def catalog_snapshot_build() -> dict[str, Any]:
-    from .models import Model
+    from .models import GlobalLimits, Model
 
     models = []
     queryset = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
@@ -124,9 +123,11 @@ def catalog_snapshot_build() -> dict[str, Any]:
                 "context_window": m.context_window,
                 "workspace_ids": [w.pk for w in m.workspaces.all()],
                 "created": int(m.created_at.timestamp()),
+                "model_limits": m.rate_limits(),
+                "provider_limits": m.provider.rate_limits(),
             }
         )
-    return {"models": models}
+    return {"models": models, "global_limits": GlobalLimits.current().rate_limits()}
 
 
 def catalog_publish() -> dict[str, Any]:
@@ -160,6 +161,8 @@ def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment
             context_window=m["context_window"],
             workspace_ids=frozenset(m["workspace_ids"]),
             created=m["created"],
+            model_limits=m.get("model_limits") or {},
+            provider_limits=m.get("provider_limits") or {},
         )
     return result
 
@@ -173,6 +176,7 @@ class Directory:
         self._catalog: dict[str, Deployment] | None = None
         self._catalog_version: Any = None  # the version as Redis returned it
         self._catalog_checked = 0.0
+        self.global_limits: dict[str, int] = {}  # refreshed with the catalog
 
     async def key_lookup(self, key_hash: str) -> KeyRecord | None:
         now = time.monotonic()
@@ -206,5 +210,6 @@ class Directory:
         else:
             snapshot = orjson.loads(raw)
         self._catalog = _deployments_from_snapshot(snapshot)
+        self.global_limits = snapshot.get("global_limits") or {}
         self._catalog_version = version
         return self._catalog

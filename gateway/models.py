@@ -3,9 +3,10 @@ from __future__ import annotations
 from django.db import models
 
 from .credentials import credential_decrypt, credential_encrypt
+from .policy import RateLimits
 
 
-class Provider(models.Model):
+class Provider(RateLimits):
     class Kind(models.TextChoices):
         OPENAI = "openai", "OpenAI"
         AZURE_OPENAI = "azure-openai", "Azure OpenAI"
@@ -45,7 +46,7 @@ class Provider(models.Model):
         return bool(self.credential_encrypted)
 
 
-class Model(models.Model):
+class Model(RateLimits):
     public_name = models.CharField(max_length=128, unique=True, help_text="The name clients send as `model`.")
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="models")
     upstream_name = models.CharField(max_length=128, help_text="The model name the provider expects.")
@@ -63,3 +64,17 @@ class Model(models.Model):
 
     def __str__(self) -> str:
         return self.public_name
+
+
+class GlobalLimits(RateLimits):
+    """Limits over every request the gateway serves (one row; edit it in admin)."""
+
+    class Meta:
+        verbose_name = verbose_name_plural = "global limits"
+
+    def __str__(self) -> str:
+        return "Global limits"
+
+    @classmethod
+    def current(cls) -> GlobalLimits:
+        return cls.objects.order_by("pk").first() or cls()

@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+
+from .limits import SETTLE, script_for
 
 USAGE_STREAM = "aip:usage"
 
@@ -39,5 +42,16 @@ def usage_cost(input_tokens: int, output_tokens: int, input_price: float, output
     return f"{(input_tokens * input_price + output_tokens * output_price) / 1_000_000:.8f}"
 
 
-async def usage_event_record(client: aioredis.Redis, event: UsageEvent) -> None:
-    await client.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
+async def usage_event_record(
+    client: aioredis.Redis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None
+) -> None:
+    """Queue the event; with `settle` (gateway.limits.settle_args), settle its reservation
+    and spend counters in the same round trip."""
+    if settle is None:
+        await client.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
+        return
+    keys, args = settle
+    async with client.pipeline(transaction=False) as pipe:
+        await script_for(client, SETTLE)(keys=keys, args=args, client=pipe)
+        pipe.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
+        await pipe.execute()

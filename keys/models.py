@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from gateway.policy import SpendPolicy
 
-class ApiKey(models.Model):
+
+class ApiKey(SpendPolicy):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=20, help_text="The first characters of the key, shown to tell keys apart.")
     key_hash = models.CharField(max_length=64, unique=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +16,35 @@ from .tokens import KEY_PREFIX, token_hash
 PREFIX_VISIBLE = 12
 
 
-def _record(workspace: Workspace, key: ApiKey) -> KeyRecord:
+def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
+    """The limits, budgets and quota the gateway enforces for this key, as published in
+    its hot record: the key's own, its creator's (as a member) and the workspace's."""
+    from billing.models import Plan
+    from tenants.models import Membership
+
+    policy: dict[str, Any] = {}
+    own: dict[str, Any] = dict(key.rate_limits())
+    if key.budget_policy():
+        own["budget"] = key.budget_policy()
+    if own:
+        policy["key"] = own
+    member = Membership.objects.filter(workspace=workspace, user_id=key.created_by_id).first() if key.created_by_id else None
+    if member is not None and member.rate_limits():
+        policy["user"] = {"id": key.created_by_id, **member.rate_limits()}
+    shared: dict[str, Any] = dict(workspace.rate_limits())
+    if workspace.budget_policy():
+        shared["budget"] = workspace.budget_policy()
+    plan = workspace.plan or Plan.objects.filter(code="free").first()
+    if plan is not None and plan.monthly_request_quota:
+        shared["quota"] = plan.monthly_request_quota
+    if workspace.limits_fail_open:
+        shared["fail_open"] = True
+    if shared:
+        policy["workspace"] = shared
+    return policy
+
+
+def key_record_build(workspace: Workspace, key: ApiKey) -> KeyRecord:
     return KeyRecord(
         key_hash=key.key_hash,
         workspace_id=workspace.pk,
@@ -24,7 +53,17 @@ def _record(workspace: Workspace, key: ApiKey) -> KeyRecord:
         key_id=key.pk,
         key_name=key.name,
         revoked=key.revoked_at is not None,
+        policy=key_policy(workspace, key),
     )
+
+
+def workspace_keys_publish(*, workspace: Workspace) -> int:
+    """Re-publish every key's hot record (after a workspace, member or plan limit changed)."""
+    with schema_context(workspace.schema_name):
+        records = [key_record_build(workspace, key) for key in ApiKey.objects.all()]
+    for record in records:
+        key_record_write(record)
+    return len(records)
 
 
 def api_key_create(*, workspace: Workspace, name: str, created_by_id: int | None = None) -> tuple[ApiKey, str]:
@@ -36,7 +75,7 @@ def api_key_create(*, workspace: Workspace, name: str, created_by_id: int | None
         )
         KeyIndex.objects.create(key_hash=key.key_hash, workspace=workspace, key_id=key.pk)
     # after our atomic block: committed, unless a caller's own transaction is still open
-    key_record_write(_record(workspace, key))
+    key_record_write(key_record_build(workspace, key))
     return key, secret
 
 
@@ -48,7 +87,7 @@ def api_key_revoke(*, workspace: Workspace, key: ApiKey) -> ApiKey:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         KeyIndex.objects.filter(key_hash=key.key_hash).update(revoked=True)
-    key_record_write(_record(workspace, key))
+    key_record_write(key_record_build(workspace, key))
     return key
 
 
@@ -56,7 +95,7 @@ def api_key_rename(*, workspace: Workspace, key: ApiKey, name: str) -> ApiKey:
     with schema_context(workspace.schema_name), transaction.atomic():
         key.name = name
         key.save(update_fields=["name"])
-    key_record_write(_record(workspace, key))
+    key_record_write(key_record_build(workspace, key))
     return key
 
 
@@ -68,3 +107,22 @@ def api_keys_list(*, workspace: Workspace) -> list[ApiKey]:
 def api_key_get(*, workspace: Workspace, key_id: int) -> ApiKey | None:
     with schema_context(workspace.schema_name):
         return ApiKey.objects.filter(pk=key_id).first()
+
+
+KEY_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds")
+
+
+def api_key_policy_update(*, workspace: Workspace, key: ApiKey, **fields: Any) -> ApiKey:
+    """Set a key's rate limits and budget; every gateway process enforces them within a second."""
+    unknown = set(fields) - set(KEY_POLICY_FIELDS)
+    if unknown:
+        raise TypeError(f"not key policy fields: {sorted(unknown)}")
+    with schema_context(workspace.schema_name), transaction.atomic():
+        for name, value in fields.items():
+            setattr(key, name, value)
+        key.full_clean(exclude=["key_hash"])
+        key.save(update_fields=list(fields))
+        record = key_record_build(workspace, key)
+    key_record_write(record)
+    return key
+

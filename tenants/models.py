@@ -4,11 +4,19 @@ from django.conf import settings
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
+from gateway.policy import RateLimits, SpendPolicy
 
-class Workspace(TenantMixin):
+
+class Workspace(TenantMixin, SpendPolicy):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=40, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    plan = models.ForeignKey("billing.Plan", null=True, blank=True, on_delete=models.SET_NULL,
+                             help_text="Empty: the free plan.")
+    limits_fail_open = models.BooleanField(
+        default=False, help_text="When Redis is unavailable, serve requests without limits (default: refuse keys with hard budgets)."
+    )
+    budget_alert_recipients = models.TextField(blank=True, help_text="Extra alert recipients, one email per line.")
 
     auto_create_schema = True
     auto_drop_schema = False
@@ -25,7 +33,7 @@ class Domain(DomainMixin):
     pass
 
 
-class Membership(models.Model):
+class Membership(RateLimits):
     class Role(models.TextChoices):
         OWNER = "owner", "Owner"
         ADMIN = "admin", "Admin"

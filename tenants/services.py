@@ -80,3 +80,35 @@ def public_domain_ensure() -> None:
         schema_name=settings.PUBLIC_SCHEMA_NAME, defaults={"name": "Public", "slug": "public"}
     )
     Domain.objects.get_or_create(domain=settings.BASE_DOMAIN, defaults={"tenant": public, "is_primary": True})
+
+
+WORKSPACE_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard",
+                           "budget_alert_thresholds", "budget_alert_recipients", "limits_fail_open", "plan")
+
+
+def workspace_policy_update(*, workspace: Workspace, **fields: object) -> Workspace:
+    """Set the workspace's limits, budget, plan or alert recipients, and re-publish its keys'
+    hot records so every gateway process enforces the change within a second."""
+    from keys.services import workspace_keys_publish
+
+    unknown = set(fields) - set(WORKSPACE_POLICY_FIELDS)
+    if unknown:
+        raise TypeError(f"not workspace policy fields: {sorted(unknown)}")
+    for name, value in fields.items():
+        setattr(workspace, name, value)
+    workspace.full_clean(exclude=["schema_name"])
+    workspace.save(update_fields=list(fields))
+    workspace_keys_publish(workspace=workspace)
+    return workspace
+
+
+def member_limits_update(*, membership: Membership, rpm_limit: int | None, tpm_limit: int | None) -> Membership:
+    """Per-member rate limits, over every key the member created in the workspace."""
+    from keys.services import workspace_keys_publish
+
+    membership.rpm_limit, membership.tpm_limit = rpm_limit, tpm_limit
+    membership.full_clean()
+    membership.save(update_fields=["rpm_limit", "tpm_limit"])
+    workspace_keys_publish(workspace=membership.workspace)
+    return membership
+

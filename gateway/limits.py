@@ -1,0 +1,390 @@
+"""Step 2 of the pipeline: rate limits, the plan's request quota and budgets, checked and
+reserved in one Redis round trip (a Lua script), settled when the answer is complete.
+
+- Rate limits are token buckets (capacity = the per-minute limit, refilled evenly over a
+  minute) for requests and for tokens, per key, member, workspace, model, provider and
+  globally. A request takes 1 from each requests bucket and its estimated tokens (prompt
+  plus maximum output) from each tokens bucket; settling gives back what it did not use.
+- Budgets (per key and per workspace, daily/weekly/monthly/lifetime) reserve the
+  request's maximum cost (prompt tokens plus maximum output tokens at catalog prices). A
+  hard budget refuses a request whose reservation could pass it, so concurrent requests
+  never overshoot. Reservations carry an expiry: one that a killed process never settled
+  is dropped by the next check, so nothing leaks.
+- Money is counted in integer units of 1e-8 USD (the precision of stored costs), so the
+  Redis counters add up to the database's sums exactly.
+- Real-time spend: settling also adds the cost to per-day counters for the workspace, the
+  key and the model (`aip:spend:<schema>:<YYYY-MM-DD>`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .directory import Deployment, KeyRecord
+from .errors import GatewayError
+
+UNITS_PER_USD = 10**8
+RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any request the gateway lets run
+SPEND_DAY_TTL_S = 40 * 24 * 3600
+DEFAULT_MAX_OUTPUT_TOKENS = 4096
+
+RESERVE = """
+local now = tonumber(ARGV[1])
+local rid = ARGV[2]
+local ttl = tonumber(ARGV[3])
+local nb = tonumber(ARGV[4])
+local nbud = tonumber(ARGV[5])
+local nq = tonumber(ARGV[6])
+local a = 7
+local k = 1
+local tokens = {}
+for i = 1, nb do
+  local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1])
+  local st = redis.call('HMGET', KEYS[k], 't', 'ts')
+  local t = tonumber(st[1]); local ts = tonumber(st[2])
+  if t == nil then t = limit; ts = now end
+  t = math.min(limit, t + (now - ts) * limit / 60000)
+  if t < cost then
+    return {0, 'bucket', i, tostring(t)}
+  end
+  tokens[i] = t
+  a = a + 2; k = k + 1
+end
+local spent = {}
+for i = 1, nbud do
+  local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1]); local hard = ARGV[a + 2]
+  local h = KEYS[k]; local z = KEYS[k + 1]
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  for _, id in ipairs(expired) do
+    local amount = tonumber(redis.call('HGET', h, 'r:' .. id) or '0')
+    redis.call('HDEL', h, 'r:' .. id)
+    redis.call('HINCRBY', h, 'reserved', -amount)
+    redis.call('ZREM', z, id)
+  end
+  local s = tonumber(redis.call('HGET', h, 'spent') or '0')
+  local r = tonumber(redis.call('HGET', h, 'reserved') or '0')
+  if hard == '1' and s + r + cost > limit then
+    return {0, 'budget', i, tostring(s), tostring(r)}
+  end
+  spent[i] = s
+  a = a + 4; k = k + 2
+end
+for i = 1, nq do
+  local limit = tonumber(ARGV[a])
+  local used = tonumber(redis.call('GET', KEYS[k]) or '0')
+  if used + 1 > limit then
+    return {0, 'quota', i, tostring(used)}
+  end
+  a = a + 1; k = k + 1
+end
+-- every check passed: take from the buckets, reserve the budgets, count the request
+a = 7; k = 1
+local remaining = {}
+for i = 1, nb do
+  local cost = tonumber(ARGV[a + 1])
+  redis.call('HSET', KEYS[k], 't', tostring(tokens[i] - cost), 'ts', now)
+  redis.call('PEXPIRE', KEYS[k], 120000)
+  remaining[i] = tostring(tokens[i] - cost)
+  a = a + 2; k = k + 1
+end
+for i = 1, nbud do
+  local cost = tonumber(ARGV[a + 1]); local expire_s = tonumber(ARGV[a + 3])
+  local h = KEYS[k]; local z = KEYS[k + 1]
+  redis.call('HINCRBY', h, 'reserved', cost)
+  redis.call('HSET', h, 'r:' .. rid, cost)
+  redis.call('ZADD', z, now + ttl, rid)
+  if expire_s > 0 then
+    redis.call('EXPIRE', h, expire_s); redis.call('EXPIRE', z, expire_s)
+  end
+  a = a + 4; k = k + 2
+end
+for i = 1, nq do
+  redis.call('INCR', KEYS[k])
+  redis.call('EXPIRE', KEYS[k], 3456000)
+  a = a + 1; k = k + 1
+end
+return {1, remaining}
+"""
+
+SETTLE = """
+local rid = ARGV[1]
+local nb = tonumber(ARGV[2])
+local nbud = tonumber(ARGV[3])
+local day_ttl = tonumber(ARGV[4])
+local a = 5
+local k = 1
+for i = 1, nb do
+  local limit = tonumber(ARGV[a]); local refund = tonumber(ARGV[a + 1])
+  local t = tonumber(redis.call('HGET', KEYS[k], 't'))
+  if t ~= nil and refund ~= 0 then
+    redis.call('HSET', KEYS[k], 't', tostring(math.min(limit, t + refund)))
+  end
+  a = a + 2; k = k + 1
+end
+local spent = {}
+for i = 1, nbud do
+  local cost = tonumber(ARGV[a])
+  local h = KEYS[k]; local z = KEYS[k + 1]
+  local amount = redis.call('HGET', h, 'r:' .. rid)
+  if amount then
+    redis.call('HDEL', h, 'r:' .. rid)
+    redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
+    redis.call('ZREM', z, rid)
+  end
+  spent[i] = redis.call('HINCRBY', h, 'spent', cost)
+  a = a + 1; k = k + 2
+end
+local day = KEYS[k]
+local cost = tonumber(ARGV[a])
+if cost > 0 or ARGV[a + 1] == '1' then
+  for j = a + 2, #ARGV do
+    redis.call('HINCRBY', day, ARGV[j], cost)
+    redis.call('HINCRBY', day, ARGV[j] .. ':requests', 1)
+  end
+  redis.call('EXPIRE', day, day_ttl)
+end
+return spent
+"""
+
+
+_scripts: dict[tuple[int, str], Any] = {}
+
+
+def script_for(client: aioredis.Redis, source: str) -> Any:
+    """The script bound to this client; runs by EVALSHA (the source is sent once, not per request)."""
+    cache_key = (id(client), source)
+    script = _scripts.get(cache_key)
+    if script is None:
+        script = _scripts[cache_key] = client.register_script(source)
+    return script
+
+
+def usd_units(amount: str | Decimal) -> int:
+    return int((Decimal(amount) * UNITS_PER_USD).to_integral_value())
+
+
+def units_usd(units: int) -> str:
+    return f"${Decimal(units) / UNITS_PER_USD:,.2f}"
+
+
+@dataclass(slots=True)
+class Bucket:
+    scope: str  # "key 'ci'", "workspace", ...
+    kind: str  # "requests" | "tokens"
+    key: str
+    limit: int
+    cost: int
+
+
+@dataclass(slots=True)
+class BudgetLine:
+    scope: str
+    key: str
+    limit: int  # units
+    cost: int  # units reserved
+    hard: bool
+    period: str
+    reset_at: datetime | None
+
+
+@dataclass(slots=True)
+class Reservation:
+    request_id: str
+    buckets: list[Bucket]
+    budgets: list[BudgetLine]
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    active: bool = True
+
+
+def _period(period: str, now: datetime) -> tuple[str, datetime | None]:
+    """The period's key and when it resets (UTC)."""
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "daily":
+        return day.strftime("d%Y-%m-%d"), day + timedelta(days=1)
+    if period == "weekly":
+        monday = day - timedelta(days=day.weekday())
+        return monday.strftime("w%Y-%m-%d"), monday + timedelta(days=7)
+    if period == "monthly":
+        first = day.replace(day=1)
+        return first.strftime("m%Y-%m"), (first + timedelta(days=32)).replace(day=1)
+    return "lifetime", None
+
+
+def _month(now: datetime) -> tuple[str, datetime]:
+    key, reset = _period("monthly", now)
+    assert reset is not None
+    return key, reset
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's reset format: '1s', '6m0s', '150ms'."""
+    if seconds < 1:
+        return f"{max(0, int(seconds * 1000))}ms"
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}m{secs:.0f}s" if minutes >= 1 else f"{secs:.3g}s"
+
+
+def request_budget_scopes(key: KeyRecord) -> list[tuple[str, str, dict[str, Any]]]:
+    policy = key.policy or {}
+    out = []
+    if (policy.get("key") or {}).get("budget"):
+        out.append((f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy["key"]["budget"]))
+    if (policy.get("workspace") or {}).get("budget"):
+        out.append(("workspace", f"ws:{key.workspace_id}", policy["workspace"]["budget"]))
+    return out
+
+
+def needs_cost_estimate(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int]) -> bool:
+    """Whether a tokens limit or a budget applies (only then is the prompt counted)."""
+    policy = key.policy or {}
+    scopes = [policy.get("key") or {}, policy.get("user") or {}, policy.get("workspace") or {}, global_limits,
+              deployment.model_limits or {}, deployment.provider_limits or {}]
+    return any("tpm" in s for s in scopes) or bool(request_budget_scopes(key))
+
+
+def _buckets(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int], tokens: int) -> list[Bucket]:
+    policy = key.policy or {}
+    scopes: list[tuple[str, str, dict[str, Any]]] = [
+        (f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy.get("key") or {}),
+        ("member", f"user:{key.workspace_id}:{(policy.get('user') or {}).get('id')}", policy.get("user") or {}),
+        ("workspace", f"ws:{key.workspace_id}", policy.get("workspace") or {}),
+        (f"model '{deployment.public_name}'", f"model:{deployment.public_name}", deployment.model_limits or {}),
+        (f"provider '{deployment.provider_name}'", f"provider:{deployment.provider_name}", deployment.provider_limits or {}),
+        ("gateway", "global", global_limits),
+    ]
+    out = []
+    for label, ident, limits in scopes:
+        if limits.get("rpm"):
+            out.append(Bucket(label, "requests", f"aip:rl:{ident}:rpm", int(limits["rpm"]), 1))
+        if limits.get("tpm"):
+            out.append(Bucket(label, "tokens", f"aip:rl:{ident}:tpm", int(limits["tpm"]), tokens))
+    return out
+
+
+def _limit_headers(buckets: list[Bucket], remaining: list[float]) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers for the tightest requests and tokens buckets."""
+    headers = []
+    for kind in ("requests", "tokens"):
+        pairs = [(b, r) for b, r in zip(buckets, remaining, strict=True) if b.kind == kind]
+        if not pairs:
+            continue
+        bucket, left = min(pairs, key=lambda p: p[1])
+        reset = (bucket.limit - left) * 60 / bucket.limit
+        headers += [
+            (f"x-ratelimit-limit-{kind}".encode(), str(bucket.limit).encode()),
+            (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, math.floor(left))).encode()),
+            (f"x-ratelimit-reset-{kind}".encode(), _duration(reset).encode()),
+        ]
+    return headers
+
+
+async def limits_reserve(
+    client: aioredis.Redis,
+    key: KeyRecord,
+    deployment: Deployment,
+    global_limits: dict[str, int],
+    *,
+    prompt_tokens: int,
+    max_output_tokens: int,
+) -> Reservation:
+    """Check every limit that applies and reserve; raises a 429 naming the one that is exhausted."""
+    now_dt = datetime.now(UTC)
+    policy = key.policy or {}
+    tokens = prompt_tokens + max_output_tokens
+    max_cost = usd_units(
+        Decimal(prompt_tokens) * Decimal(str(deployment.input_price_per_mtok)) / 1_000_000
+        + Decimal(max_output_tokens) * Decimal(str(deployment.output_price_per_mtok)) / 1_000_000
+    )
+    buckets = _buckets(key, deployment, global_limits, tokens)
+    budgets = []
+    for label, ident, budget in request_budget_scopes(key):
+        period_key, reset_at = _period(budget["period"], now_dt)
+        budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", usd_units(budget["amount"]), max_cost,
+                                  bool(budget["hard"]), budget["period"], reset_at))
+    quota = (policy.get("workspace") or {}).get("quota")
+    month_key, month_reset = _month(now_dt)
+    reservation = Reservation(uuid.uuid4().hex, buckets, budgets)
+    if not buckets and not budgets and not quota:
+        reservation.active = False
+        return reservation
+    keys: list[str] = [b.key for b in buckets]
+    args: list[Any] = [int(time.time() * 1000), reservation.request_id, RESERVATION_TTL_MS, len(buckets), len(budgets),
+                       1 if quota else 0]
+    for b in buckets:
+        args += [b.limit, b.cost]
+    for line in budgets:
+        keys += [line.key, line.key + ":r"]
+        ttl = int((line.reset_at - now_dt).total_seconds()) + 7 * 86400 if line.reset_at else 0
+        args += [line.limit, line.cost, "1" if line.hard else "0", ttl]
+    if quota:
+        keys.append(f"aip:quota:ws:{key.workspace_id}:{month_key}")
+        args.append(int(quota))
+    result = await script_for(client, RESERVE)(keys=keys, args=args)
+    if int(result[0]) == 1:
+        reservation.headers = _limit_headers(buckets, [float(r) for r in result[1]])
+        return reservation
+    kind, index = _text(result[1]), int(result[2]) - 1
+    if kind == "bucket":
+        bucket = buckets[index]
+        available = float(_text(result[3]))
+        wait = max(0.0, (bucket.cost - available) * 60 / bucket.limit)
+        unit = "requests" if bucket.kind == "requests" else "tokens"
+        too_big = bucket.cost > bucket.limit
+        message = (f"Rate limit reached for {unit} per minute ({bucket.scope}): limit {bucket.limit}, "
+                   + (f"this request needs {bucket.cost}, more than the whole limit." if too_big
+                      else f"available {max(0, math.floor(available))}, requested {bucket.cost}. "
+                      f"Try again in {_duration(wait)}."))
+        headers = {"retry-after": str(max(1, math.ceil(wait)))}
+        for name, value in _limit_headers([bucket], [available]):
+            headers[name.decode()] = value.decode()
+        raise GatewayError(429, message, type=unit, code="rate_limit_exceeded", headers=headers)
+    if kind == "budget":
+        line = budgets[index]
+        spent, reserved = int(_text(result[3])), int(_text(result[4]))
+        resets = f" It resets at {line.reset_at:%Y-%m-%dT%H:%M:%SZ}." if line.reset_at else " It does not reset (lifetime budget)."
+        in_flight = f", {units_usd(reserved)} reserved by requests in flight" if reserved else ""
+        message = (f"The {line.scope} has reached its {line.period} budget of {units_usd(line.limit)} "
+                   f"(spent {units_usd(spent)}{in_flight}; this request could cost up to {units_usd(line.cost)})."
+                   + resets)
+        headers = {"retry-after": str(int((line.reset_at - now_dt).total_seconds()) + 1)} if line.reset_at else {}
+        raise GatewayError(429, message, type="insufficient_quota", code="budget_exceeded", headers=headers)
+    used = int(_text(result[3]))
+    raise GatewayError(
+        429,
+        f"The workspace has used its monthly quota of {int(quota or 0):,} requests ({used:,} used). "
+        f"It resets at {month_reset:%Y-%m-%dT%H:%M:%SZ}.",
+        type="insufficient_quota", code="quota_exceeded",
+        headers={"retry-after": str(int((month_reset - now_dt).total_seconds()) + 1)},
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def settle_args(
+    reservation: Reservation | None, key: KeyRecord, *, model: str, tokens_used: int, cost: str, counted: bool
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV for SETTLE: give back unused tokens, replace reservations by the real
+    cost, add it to today's spend counters (run in the same round trip as the usage event)."""
+    buckets = reservation.buckets if reservation and reservation.active else []
+    budgets = reservation.budgets if reservation and reservation.active else []
+    keys = [b.key for b in buckets]
+    units = usd_units(cost)
+    args: list[Any] = [reservation.request_id if reservation else "-", len(buckets), len(budgets), SPEND_DAY_TTL_S]
+    for b in buckets:
+        args += [b.limit, (b.cost - tokens_used) if b.kind == "tokens" else 0]
+    for line in budgets:
+        keys += [line.key, line.key + ":r"]
+        args.append(units)
+    keys.append(f"aip:spend:{key.schema}:{datetime.now(UTC):%Y-%m-%d}")
+    args += [units, "1" if counted else "0", "workspace", f"key:{key.key_id}", f"model:{model}"]
+    return keys, args
