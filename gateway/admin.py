@@ -1,7 +1,9 @@
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 
-from .models import Model, Provider
+from .models import GlobalLimits, Model, Provider
 
 
 class ProviderForm(forms.ModelForm):
@@ -14,7 +16,7 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "kind", "base_url", "api_version", "enabled"]
+        fields = ["name", "kind", "base_url", "api_version", "enabled", "rpm_limit", "tpm_limit"]
 
     def save(self, commit: bool = True) -> Provider:
         provider = super().save(commit=False)
@@ -30,7 +32,7 @@ class ProviderForm(forms.ModelForm):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "kind", "base_url", "enabled", "has_credential"]
+    list_display = ["name", "kind", "base_url", "enabled", "has_credential", "rpm_limit", "tpm_limit"]
     list_filter = ["kind", "enabled"]
 
     @admin.display(boolean=True, description="credential set")
@@ -41,7 +43,19 @@ class ProviderAdmin(admin.ModelAdmin):
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
     list_display = ["public_name", "provider", "upstream_name", "input_price_per_mtok", "output_price_per_mtok",
-                    "context_window", "enabled"]
+                    "context_window", "rpm_limit", "tpm_limit", "enabled"]
     list_filter = ["provider", "enabled"]
     search_fields = ["public_name", "upstream_name"]
     filter_horizontal = ["workspaces"]
+
+
+@admin.register(GlobalLimits)
+class GlobalLimitsAdmin(admin.ModelAdmin):
+    """One row: limits over every request the gateway serves (protects the gateway and, with
+    per-provider limits, the upstream accounts' quotas)."""
+
+    list_display = ["__str__", "rpm_limit", "tpm_limit"]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return not GlobalLimits.objects.exists()
+

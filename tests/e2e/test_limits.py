@@ -182,3 +182,38 @@ def test_key_limits_are_visible_in_its_record_and_revoked_with_it(key):  # type:
     assert stored.rpm_limit == 7 and stored.budget_amount == Decimal("12.50")
     with pytest.raises(TypeError):
         api_key_policy_update(workspace=workspace, key=api_key, name="not a policy field")
+
+
+def test_model_provider_and_global_limits_set_in_admin_apply_to_every_workspace(gateway_url, key, make_workspace):  # type: ignore[no-untyped-def]
+    from gateway.models import GlobalLimits, Model, Provider
+
+    _, _, secret = key
+    _, other_secret = api_key_create(workspace=make_workspace(), name="other")
+    provider = Provider.objects.create(name="limited-provider", kind="fake", base_url=Provider.objects.get(name="fake").base_url,
+                                       rpm_limit=3)
+    Model.objects.create(public_name="limited-model", provider=provider, upstream_name="x", rpm_limit=2)
+    Model.objects.create(public_name="limited-model-b", provider=provider, upstream_name="y")
+    time.sleep(1.1)
+    clients = [openai_client(gateway_url, secret), openai_client(gateway_url, other_secret)]
+    clients[0].chat.completions.create(model="limited-model", messages=HI)
+    clients[1].chat.completions.create(model="limited-model", messages=HI)
+    with pytest.raises(openai.RateLimitError) as err:
+        clients[0].chat.completions.create(model="limited-model", messages=HI)
+    assert "model 'limited-model'" in err.value.message
+    clients[1].chat.completions.create(model="limited-model-b", messages=HI)  # the provider's third request
+    with pytest.raises(openai.RateLimitError) as err2:
+        clients[0].chat.completions.create(model="limited-model-b", messages=HI)
+    assert "provider 'limited-provider'" in err2.value.message
+    limits = GlobalLimits.current()
+    limits.rpm_limit = 1
+    limits.save()
+    try:
+        time.sleep(1.1)
+        with pytest.raises(openai.RateLimitError) as err3:
+            for _ in range(2):
+                clients[1].chat.completions.create(model="fake-openai", messages=HI)
+        assert "(gateway)" in err3.value.message
+    finally:
+        limits.rpm_limit = None
+        limits.save()
+        time.sleep(1.1)
