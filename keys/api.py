@@ -9,7 +9,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import ApiKey
-from .services import api_key_create, api_key_get, api_key_rename, api_key_revoke, api_keys_list
+from .services import (
+    api_key_create,
+    api_key_get,
+    api_key_policy_update,
+    api_key_rename,
+    api_key_revoke,
+    api_keys_list,
+)
+
+POLICY_FIELDS = ["rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds"]
+
+
+def thresholds_validate(value: object) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1000 for v in value):
+        raise serializers.ValidationError("A list of whole percentages from 1 to 1000, e.g. [50, 80, 100].")
+    return sorted(set(value))
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -17,7 +32,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked"]
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked", *POLICY_FIELDS]
         read_only_fields = fields
 
     def get_revoked(self, obj: ApiKey) -> bool:
@@ -26,6 +41,18 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
+
+
+class ApiKeyUpdateSerializer(serializers.ModelSerializer):
+    """Rename a key and set its limits and budget (send only what changes; null clears a limit)."""
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", *POLICY_FIELDS]
+        extra_kwargs = {"name": {"required": False}}
+
+    def validate_budget_alert_thresholds(self, value: object) -> list[int]:
+        return thresholds_validate(value)
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
@@ -70,12 +97,18 @@ class ApiKeyDetailView(APIView):
     def get(self, request: Request, key_id: int) -> Response:
         return Response(ApiKeySerializer(self._key(request, key_id)).data)
 
-    @extend_schema(request=ApiKeyCreateSerializer, responses=ApiKeySerializer, summary="Rename an API key")
+    @extend_schema(request=ApiKeyUpdateSerializer, responses=ApiKeySerializer,
+                   summary="Rename an API key or set its limits and budget")
     def patch(self, request: Request, key_id: int) -> Response:
         key = self._key(request, key_id)
-        data = ApiKeyCreateSerializer(data=request.data)
+        data = ApiKeyUpdateSerializer(key, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        key = api_key_rename(workspace=request._request.workspace, key=key, name=data.validated_data["name"])
+        fields = dict(data.validated_data)
+        workspace = request._request.workspace
+        if "name" in fields:
+            key = api_key_rename(workspace=workspace, key=key, name=fields.pop("name"))
+        if fields:
+            key = api_key_policy_update(workspace=workspace, key=key, **fields)
         return Response(ApiKeySerializer(key).data)
 
     @extend_schema(responses=ApiKeySerializer, summary="Revoke an API key")

@@ -1,0 +1,54 @@
+"""Management API for the current workspace's settings: limits, budget, alert recipients."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from keys.api import POLICY_FIELDS, thresholds_validate
+
+from .models import AdminToken, Workspace
+from .services import workspace_policy_update
+
+
+class WorkspaceSettingsSerializer(serializers.ModelSerializer):
+    plan = serializers.SlugRelatedField(slug_field="code", read_only=True)
+
+    class Meta:
+        model = Workspace
+        fields = ["name", "slug", "plan", *POLICY_FIELDS, "budget_alert_recipients", "limits_fail_open"]
+        read_only_fields = ["name", "slug", "plan"]
+
+    def validate_budget_alert_thresholds(self, value: object) -> list[int]:
+        return thresholds_validate(value)
+
+    def validate_budget_alert_recipients(self, value: str) -> str:
+        from django.core.validators import validate_email
+
+        emails = [line.strip() for line in value.replace(",", "\n").splitlines() if line.strip()]
+        for email in emails:
+            try:
+                validate_email(email)
+            except Exception as exc:
+                raise serializers.ValidationError(f"'{email}' is not an email address.") from exc
+        return "\n".join(emails)
+
+
+class WorkspaceSettingsView(APIView):
+    @extend_schema(responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget and alert settings")
+    def get(self, request: Request) -> Response:
+        return Response(WorkspaceSettingsSerializer(request._request.workspace).data)
+
+    @extend_schema(request=WorkspaceSettingsSerializer, responses=WorkspaceSettingsSerializer,
+                   summary="Set the workspace's limits, budget and alert settings (owners and admins)")
+    def patch(self, request: Request) -> Response:
+        membership = getattr(request._request, "membership", None)
+        if not isinstance(request.auth, AdminToken) and not (membership is not None and membership.is_admin):
+            raise exceptions.PermissionDenied("Only the workspace's owners and admins can change its settings.")
+        data = WorkspaceSettingsSerializer(request._request.workspace, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        workspace = workspace_policy_update(workspace=request._request.workspace, **data.validated_data)
+        return Response(WorkspaceSettingsSerializer(workspace).data)
