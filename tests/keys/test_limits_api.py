@@ -19,7 +19,9 @@ def _admin(make_workspace):  # type: ignore[no-untyped-def]
 
 
 def _record(secret: str) -> dict:
-    return orjson.loads(redis_sync().get("aip:key:" + token_hash(secret)))  # type: ignore[no-any-return]
+    raw = redis_sync().get("aip:key:" + token_hash(secret))
+    assert isinstance(raw, bytes)
+    return orjson.loads(raw)  # type: ignore[no-any-return]
 
 
 def test_key_limits_and_budget_are_set_by_patch_and_published(make_workspace):  # type: ignore[no-untyped-def]
