@@ -59,7 +59,7 @@ class Budget(models.Model):
         if self.budget_amount is None:
             return None
         return {
-            "amount": str(self.budget_amount),
+            "amount": f"{Decimal(self.budget_amount):.2f}",
             "period": self.budget_period,
             "hard": self.budget_hard,
             "thresholds": list(self.budget_alert_thresholds or []),

@@ -3,3 +3,35 @@ from django import forms
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, label="Key name", help_text="e.g. the app or teammate that will use it.")
+
+
+class ThresholdsField(forms.CharField):
+    """Alert thresholds typed as "50, 80, 100"."""
+
+    def prepare_value(self, value: object) -> object:
+        return ", ".join(str(v) for v in value) if isinstance(value, list) else value
+
+    def to_python(self, value: object) -> list[int]:
+        text = str(value or "").strip()
+        if not text:
+            return []
+        try:
+            numbers = sorted({int(part) for part in text.replace(";", ",").split(",") if part.strip()})
+        except ValueError as exc:
+            raise forms.ValidationError("Whole percentages separated by commas, e.g. 50, 80, 100.") from exc
+        if any(not 1 <= n <= 1000 for n in numbers):
+            raise forms.ValidationError("Each threshold is a percentage from 1 to 1000.")
+        return numbers
+
+
+class SpendPolicyForm(forms.Form):
+    """Rate limits and a budget (a key's or the workspace's)."""
+
+    rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, required=False, help_text="Empty: no limit.")
+    tpm_limit = forms.IntegerField(label="Tokens per minute", min_value=1, required=False, help_text="Empty: no limit.")
+    budget_amount = forms.DecimalField(label="Budget (USD)", min_value=0, max_digits=12, decimal_places=2, required=False,
+                                       help_text="Empty: no budget.")
+    budget_period = forms.ChoiceField(label="Budget period", choices=[("daily", "Daily"), ("weekly", "Weekly"),
+                                                                     ("monthly", "Monthly"), ("lifetime", "Lifetime")])
+    budget_hard = forms.BooleanField(label="Hard limit (refuse requests that could pass the budget)", required=False)
+    budget_alert_thresholds = ThresholdsField(label="Alert at (% of budget)", required=False, initial="50, 80, 100")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -8,9 +10,10 @@ from django.views.decorators.http import require_POST
 
 from tenants.decorators import workspace_required
 
-from .forms import ApiKeyForm
+from .forms import ApiKeyForm, SpendPolicyForm
 from .models import ApiKey
-from .services import api_key_create, api_key_get, api_key_rename, api_key_revoke, api_keys_list
+from .selectors import key_spend_by_day, key_spend_this_period, period_start
+from .services import api_key_create, api_key_get, api_key_policy_update, api_key_rename, api_key_revoke, api_keys_list
 
 NEW_SECRET_SESSION_KEY = "new_api_key_secret"
 
@@ -58,3 +61,32 @@ def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
     else:
         messages.error(request, "A key name is required (at most 100 characters).")
     return redirect("keys:list")
+
+
+@login_required
+@workspace_required
+def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
+    """A key's limits, budget, spend this period and spend by day; admins edit the limits."""
+    key = _key_or_404(request, key_id)
+    can_edit = request.membership is not None and request.membership.is_admin
+    initial = {name: getattr(key, name) for name in SpendPolicyForm.base_fields}
+    form = SpendPolicyForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if not can_edit:
+            messages.error(request, "Only the workspace's owners and admins can change a key's limits.")
+            return redirect("keys:detail", key_id=key.pk)
+        if form.is_valid():
+            api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
+            messages.success(request, "Limits saved. Every gateway process applies them within a second.")
+            return redirect("keys:detail", key_id=key.pk)
+    days = key_spend_by_day(workspace=request.workspace, key=key)
+    peak = max((Decimal(str(d["cost"])) for d in days), default=Decimal("0")) or Decimal("1")
+    for day in days:
+        day["height"] = int(Decimal(100) * day["cost"] / peak)  # type: ignore[operator]
+    spent = key_spend_this_period(workspace=request.workspace, key=key)
+    used = int(Decimal(100) * spent / key.budget_amount) if key.budget_amount else None
+    return render(request, "keys/detail.html", {
+        "key": key, "form": form, "can_edit": can_edit, "days": days, "spent": spent, "used_percent": used,
+        "period_start": period_start(key.budget_period),
+    })
+

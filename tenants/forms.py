@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.validators import validate_email
 from django.http import HttpRequest
+
+from keys.forms import SpendPolicyForm
 
 from .services import workspace_create
 
@@ -28,3 +31,26 @@ class MemberAddForm(forms.Form):
 
 class AdminTokenForm(forms.Form):
     name = forms.CharField(max_length=100)
+
+
+class WorkspaceSettingsForm(SpendPolicyForm):
+    """The workspace's own limits and budget, plus who gets budget alerts."""
+
+    budget_alert_recipients = forms.CharField(
+        label="Extra alert recipients", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One email per line. Owners and admins always get budget alerts.",
+    )
+    limits_fail_open = forms.BooleanField(
+        label="Serve requests without limits when the limits store (Redis) is unavailable", required=False,
+        help_text="Off (default): keys with a hard budget are refused until it is back.",
+    )
+
+    def clean_budget_alert_recipients(self) -> str:
+        emails = [line.strip() for line in self.cleaned_data["budget_alert_recipients"].replace(",", "\n").splitlines()
+                  if line.strip()]
+        for email in emails:
+            try:
+                validate_email(email)
+            except forms.ValidationError as exc:
+                raise forms.ValidationError(f"'{email}' is not an email address.") from exc
+        return "\n".join(emails)

@@ -9,13 +9,21 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from analytics.models import UsageEvent
+from billing.models import Plan
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
-from .forms import AdminTokenForm, MemberAddForm, WorkspaceForm
+from .forms import AdminTokenForm, MemberAddForm, WorkspaceForm, WorkspaceSettingsForm
 from .middleware import SESSION_KEY
 from .models import AdminToken, Membership
-from .services import admin_token_create, admin_token_revoke, member_add, membership_get, workspace_create
+from .services import (
+    admin_token_create,
+    admin_token_revoke,
+    member_add,
+    membership_get,
+    workspace_create,
+    workspace_policy_update,
+)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -105,3 +113,23 @@ def admin_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse
     admin_token_revoke(token=token)
     messages.success(request, f"Admin token “{token.name}” revoked.")
     return redirect("tenants:admin_tokens")
+
+
+@login_required
+@workspace_required
+def workspace_settings(request: HttpRequest) -> HttpResponse:
+    """Workspace budget, limits and alert recipients; owners and admins edit them."""
+    workspace = request.workspace
+    can_edit = request.membership is not None and request.membership.is_admin
+    initial = {name: getattr(workspace, name) for name in WorkspaceSettingsForm.base_fields}
+    form = WorkspaceSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if not can_edit:
+            return HttpResponse("Only the workspace's owners and admins can change its settings.", status=403)
+        if form.is_valid():
+            workspace_policy_update(workspace=workspace, **form.cleaned_data)
+            messages.success(request, "Settings saved. Every gateway process applies them within a second.")
+            return redirect("tenants:settings")
+    plan = workspace.plan or Plan.objects.filter(code="free").first()
+    return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan})
+

@@ -67,6 +67,17 @@ def anthropic_client(gateway_url: str, secret: str, **kwargs) -> anthropic.Anthr
 
 
 def events_of(workspace) -> list[UsageEvent]:  # type: ignore[no-untyped-def]
-    usage_stream_drain()
-    with schema_context(workspace.schema_name):
-        return list(UsageEvent.objects.order_by("created_at"))
+    """The workspace's usage events, oldest first. The gateway queues an event just after
+    the response is sent, so drain until two reads in a row agree."""
+    import time
+
+    previous = -1
+    deadline = time.monotonic() + 5
+    while True:
+        usage_stream_drain()
+        with schema_context(workspace.schema_name):
+            events = list(UsageEvent.objects.order_by("created_at"))
+        if len(events) == previous or time.monotonic() > deadline:
+            return events
+        previous = len(events)
+        time.sleep(0.15)
