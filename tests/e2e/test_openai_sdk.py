@@ -10,10 +10,9 @@ import pytest
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from analytics.tasks import usage_stream_drain
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_revoke
-from tests.e2e.sdk import fake_stats, upstream_abandoned_since
+from tests.e2e.sdk import events_of, fake_stats, upstream_abandoned_since
 
 
 @pytest.fixture
@@ -28,9 +27,7 @@ def _client(gateway_url: str, secret: str, **kwargs) -> openai.OpenAI:  # type: 
 
 
 def _events(workspace) -> list[UsageEvent]:  # type: ignore[no-untyped-def]
-    usage_stream_drain()
-    with schema_context(workspace.schema_name):
-        return list(UsageEvent.objects.order_by("created_at"))
+    return events_of(workspace)
 
 
 def test_chat_completion_non_streaming_is_answered_and_recorded(gateway_url, workspace_key):  # type: ignore[no-untyped-def]
