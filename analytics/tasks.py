@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 from collections import defaultdict
@@ -16,6 +17,10 @@ from django_tenants.utils import schema_context
 
 from gateway.directory import redis_sync
 from gateway.record import USAGE_STREAM
+
+from .alerts import budget_alerts_check
+
+logger = logging.getLogger("aiproxy.analytics")
 
 GROUP = "usage-writers"
 BATCH = 1000
@@ -61,6 +66,12 @@ def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
             for key_id, when in last_used.items():
                 ApiKey.objects.filter(pk=key_id).exclude(last_used_at__gte=when).update(last_used_at=when)
         stored += len(rows)
+        key_ids = {row.key_id for row in rows if row.key_id and row.cost}
+        if key_ids:
+            try:
+                budget_alerts_check(schema=schema, key_ids=key_ids)
+            except Exception:  # alerts must never stop usage from being persisted
+                logger.exception("budget alerts check failed for %s", schema)
     return stored
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from tests.e2e.sdk import PRICEY
 from tests.servers import ROOT
 from tests.servers import free_port as _free_port
 from tests.servers import process_stop as _stop
@@ -66,3 +68,15 @@ def sdk_key(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
         workspace = workspace_create(name=f"SDK {uuid.uuid4().hex[:6]}", owner=user)
         _, secret = api_key_create(workspace=workspace, name="conformance")
     return workspace, secret
+
+
+@pytest.fixture(scope="session")
+def pricey_model(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
+    from gateway.models import Model, Provider
+
+    with django_db_blocker.unblock():
+        Model.objects.get_or_create(public_name=PRICEY, defaults={
+            "provider": Provider.objects.get(name="fake"), "upstream_name": "pricey-fake",
+            "input_price_per_mtok": "1000", "output_price_per_mtok": "1000", "context_window": 128000})
+    time.sleep(1.1)  # the gateway re-reads the catalog at most once a second
+    return PRICEY

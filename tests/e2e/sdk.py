@@ -13,6 +13,8 @@ from django_tenants.utils import schema_context
 from analytics.models import UsageEvent
 from analytics.tasks import usage_stream_drain
 
+PRICEY = "pricey"  # $1,000 per million tokens each way: one token costs $0.001
+HI = [{"role": "user", "content": "hi"}]
 UPSTREAMS = ["fake-openai", "fake-azure", "fake-anthropic", "fake-gemini", "fake-cohere", "fake-local"]
 WEATHER_SCHEMA = {
     "type": "object",

@@ -19,22 +19,7 @@ from gateway.limits import UNITS_PER_USD
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import workspace_policy_update
-from tests.e2e.sdk import anthropic_client, events_of, openai_client
-
-PRICEY = "pricey"  # $1,000 per million tokens each way: one token costs $0.001
-HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture(scope="module")
-def pricey_model(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
-    from gateway.models import Model, Provider
-
-    with django_db_blocker.unblock():
-        Model.objects.get_or_create(public_name=PRICEY, defaults={
-            "provider": Provider.objects.get(name="fake"), "upstream_name": "pricey-fake",
-            "input_price_per_mtok": "1000", "output_price_per_mtok": "1000", "context_window": 128000})
-    time.sleep(1.1)  # the gateway re-reads the catalog at most once a second
-    return PRICEY
+from tests.e2e.sdk import HI, PRICEY, anthropic_client, events_of, openai_client
 
 
 @pytest.fixture
