@@ -65,7 +65,9 @@ class GatewayState:
     """Per-process (per event loop) clients: Redis, the upstream HTTP pool, the directory."""
 
     def __init__(self) -> None:
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=256)
+        # bounded waits: an unavailable Redis fails a request fast instead of hanging it
+        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=256, socket_timeout=2,
+                                             socket_connect_timeout=2)
         self.directory = Directory(self.redis)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),

@@ -99,7 +99,10 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
         if key is None:
             return None
         record = key_record_build(entry.workspace, key)
-    key_record_write(record)
+    try:
+        key_record_write(record)
+    except redis.RedisError:  # Redis down: serve from PostgreSQL; publishing waits for the next change
+        pass
     return record
 
 
@@ -183,8 +186,14 @@ class Directory:
         cached = self._keys.get(key_hash)
         if cached is not None and cached[0] > now:
             return cached[1]
-        raw = await self.redis.get(KEY_PREFIX + key_hash)
         record: KeyRecord | None
+        try:
+            raw = await self.redis.get(KEY_PREFIX + key_hash)
+        except redis.RedisError:
+            # Redis unavailable: keep serving what this process knew, else ask PostgreSQL
+            if cached is not None:
+                return cached[1]
+            raw = None
         if raw is not None:
             data = orjson.loads(raw)
             record = KeyRecord(key_hash=key_hash, **data)
@@ -200,15 +209,22 @@ class Directory:
         if self._catalog is not None and now - self._catalog_checked < CATALOG_CHECK_INTERVAL:
             return self._catalog
         self._catalog_checked = now
-        version = await self.redis.get(CATALOG_VERSION_KEY)
-        if self._catalog is not None and version == self._catalog_version:
-            return self._catalog
-        raw = await self.redis.get(CATALOG_KEY)
-        if raw is None:
-            snapshot = await sync_to_async(catalog_publish, thread_sensitive=False)()
+        try:
             version = await self.redis.get(CATALOG_VERSION_KEY)
-        else:
-            snapshot = orjson.loads(raw)
+            if self._catalog is not None and version == self._catalog_version:
+                return self._catalog
+            raw = await self.redis.get(CATALOG_KEY)
+            if raw is None:
+                snapshot = await sync_to_async(catalog_publish, thread_sensitive=False)()
+                version = await self.redis.get(CATALOG_VERSION_KEY)
+            else:
+                snapshot = orjson.loads(raw)
+        except redis.RedisError:
+            # Redis unavailable: the catalog this process has, else PostgreSQL's
+            if self._catalog is not None:
+                return self._catalog
+            snapshot = await sync_to_async(catalog_snapshot_build, thread_sensitive=False)()
+            version = None
         self._catalog = _deployments_from_snapshot(snapshot)
         self.global_limits = snapshot.get("global_limits") or {}
         self._catalog_version = version

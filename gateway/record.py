@@ -3,13 +3,17 @@ worker persists it (analytics.tasks.usage_flush)."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .limits import SETTLE, script_for
 
@@ -42,11 +46,83 @@ def usage_cost(input_tokens: int, output_tokens: int, input_price: float, output
     return f"{(input_tokens * input_price + output_tokens * output_price) / 1_000_000:.8f}"
 
 
-async def usage_event_record(
-    client: aioredis.Redis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None
-) -> None:
-    """Queue the event; with `settle` (gateway.limits.settle_args), settle its reservation
-    and spend counters in the same round trip."""
+class UsageSpool:
+    """Usage events (and their settlements) that could not reach Redis, kept in a file
+    until it is back, so a Redis outage loses no usage. One file per process; a process
+    adopts the files of processes that died with events still in them."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.path = directory / f"usage-{os.getpid()}.jsonl"
+        self.lock = threading.Lock()
+        self.pending = False
+        self._adopt()
+
+    def _adopt(self) -> None:
+        if not self.directory.is_dir():
+            return
+        for other in self.directory.glob("usage-*.jsonl"):
+            pid = other.stem.split("-", 1)[1]
+            if other != self.path and pid.isdigit() and not _alive(int(pid)):
+                with self.lock, open(self.path, "ab") as out:
+                    out.write(other.read_bytes())
+                other.unlink(missing_ok=True)
+        self.pending = self.path.exists() and self.path.stat().st_size > 0
+
+    def append(self, event: UsageEvent, settle: tuple[list[str], list[Any]] | None) -> None:
+        line = orjson.dumps({"event": asdict(event), "settle": settle}) + b"\n"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self.lock, open(self.path, "ab") as out:  # a few hundred bytes to the page cache
+            out.write(line)
+        self.pending = True
+
+    async def replay(self, client: aioredis.Redis) -> int:
+        """Send what was spooled; entries that fail again stay for the next try."""
+        with self.lock:
+            if not self.path.exists():
+                self.pending = False
+                return 0
+            lines = self.path.read_bytes().splitlines()
+            self.path.unlink()
+            self.pending = False
+        sent = 0
+        for i, line in enumerate(lines):
+            item = orjson.loads(line)
+            event = UsageEvent(**item["event"])
+            try:
+                await _send(client, event, item["settle"])
+            except RedisError:
+                with self.lock, open(self.path, "ab") as out:
+                    out.write(b"\n".join(lines[i:]) + b"\n")
+                self.pending = True
+                break
+            sent += 1
+        return sent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_spool: UsageSpool | None = None
+
+
+def usage_spool() -> UsageSpool:
+    global _spool
+    if _spool is None or _spool.path.name != f"usage-{os.getpid()}.jsonl":
+        from aiproxy_site.embedded import data_dir
+
+        _spool = UsageSpool(data_dir() / "spool")
+    return _spool
+
+
+async def _send(client: aioredis.Redis, event: UsageEvent, settle: Any) -> None:
     if settle is None:
         await client.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
         return
@@ -55,3 +131,19 @@ async def usage_event_record(
         await script_for(client, SETTLE)(keys=keys, args=args, client=pipe)
         pipe.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
         await pipe.execute()
+
+
+async def usage_event_record(
+    client: aioredis.Redis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None
+) -> None:
+    """Queue the event; with `settle` (gateway.limits.settle_args), settle its reservation
+    and spend counters in the same round trip. If Redis is unavailable the event goes to
+    the spool and is sent once Redis answers again."""
+    spool = usage_spool()
+    try:
+        await _send(client, event, settle)
+    except RedisError:
+        spool.append(event, settle)
+        return
+    if spool.pending:
+        await spool.replay(client)
