@@ -237,6 +237,8 @@ SPECTACULAR_SETTINGS = {
 GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
 GATEWAY_UPSTREAM_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_TIMEOUT", "600"))
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "10"))
+# usage events a crashed worker read but never acknowledged are re-read after this long
+USAGE_RECLAIM_IDLE_MS = int(os.environ.get("USAGE_RECLAIM_IDLE_MS", "30000"))
 FAKE_PROVIDER_URL = os.environ.get("FAKE_PROVIDER_URL", "http://127.0.0.1:8100")
 
 # --- i18n, static ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import redis
 from celery import shared_task
+from django.conf import settings
 from django_tenants.utils import schema_context
 
 from gateway.directory import redis_sync
@@ -82,7 +83,7 @@ def usage_stream_drain(*, max_batches: int = 50) -> int:
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     total = 0
     # entries a crashed worker read but never acknowledged
-    claimed = client.xautoclaim(USAGE_STREAM, GROUP, consumer, min_idle_time=30_000, start_id="0-0", count=BATCH)[1]  # Redis 6.2: [next, entries]; 7+: adds deleted ids
+    claimed = client.xautoclaim(USAGE_STREAM, GROUP, consumer, min_idle_time=settings.USAGE_RECLAIM_IDLE_MS, start_id="0-0", count=BATCH)[1]  # Redis 6.2: [next, entries]; 7+: adds deleted ids
     if claimed:
         total += _persist(claimed)
         client.xack(USAGE_STREAM, GROUP, *[entry_id for entry_id, _ in claimed])

@@ -259,7 +259,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
                *, model: str | None = None, stream: bool | None = None) -> None:
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
-    reservation: Reservation | None = None
+    recorder = Recorder(state, event, started, key)
     try:
         raw = await _read_body(scope, receive)
         request = inbound.chat_request_parse(raw, model=model, stream=stream)
@@ -275,21 +275,36 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
             messages, tools = payload["messages"], payload.get("tools")
             max_output = payload.get("max_completion_tokens") or payload.get("max_tokens")
         await _context_check(deployment, len(raw), messages, tools)
-        reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
-        extra = reservation.headers if reservation else []
+        recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
+        extra = recorder.reservation.headers if recorder.reservation else []
         if inbound.WIRE == adapter.WIRE == "anthropic":
-            await _anthropic_native(state, scope, receive, send, native, deployment, event, extra)
+            await _anthropic_native(state, scope, receive, send, native, deployment, recorder, extra)
         elif inbound.WIRE == adapter.WIRE == "openai":
-            await _openai_native(state, receive, send, payload, deployment, event, extra)
+            await _openai_native(state, receive, send, payload, deployment, recorder, extra)
         else:
-            await _translated(state, inbound, adapter, receive, send, payload, deployment, event, extra)
+            await _translated(state, inbound, adapter, receive, send, payload, deployment, recorder, extra)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
         if event.model:
-            await _record(state, event, started, key, reservation)
+            await recorder()
         raise
-    await _record(state, event, started, key, reservation)
+    await recorder()
+
+
+class Recorder:
+    """Settles and records a request once. Whole answers are recorded before they are sent,
+    so a client that got its answer is always billed, even if the process dies right after."""
+
+    def __init__(self, state: GatewayState, event: UsageEvent, started: float, key: KeyRecord) -> None:
+        self.state, self.event, self.started, self.key = state, event, started, key
+        self.reservation: Reservation | None = None
+        self.done = False
+
+    async def __call__(self) -> None:
+        if not self.done:
+            self.done = True
+            await _record(self.state, self.event, self.started, self.key, self.reservation)
 
 
 async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deployment, messages: list[dict[str, Any]],
@@ -331,12 +346,14 @@ def _estimate(event: UsageEvent, deployment: Deployment, messages: list[dict[str
 
 
 async def _openai_native(state: GatewayState, receive: Receive, send: Send, payload: dict[str, Any],
-                         deployment: Deployment, event: UsageEvent, extra: list[tuple[bytes, bytes]]) -> None:
+                         deployment: Deployment, recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
+    event = recorder.event
     upstream = await openai_upstream.chat_send(state.session, deployment, payload, stream=event.stream)
     if not event.stream:
         body, usage = await openai_upstream.chat_read_raw(upstream, deployment)
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
                   _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
+        await recorder()
         await _respond(send, 200, body, extra)
         return
     wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
@@ -360,8 +377,9 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
 
 
 async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
-                            native: dict[str, Any], deployment: Deployment, event: UsageEvent,
+                            native: dict[str, Any], deployment: Deployment, recorder: Recorder,
                             extra: list[tuple[bytes, bytes]]) -> None:
+    event = recorder.event
     adapter = adapter_for(deployment.provider_kind)
     forwarded = {name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in FORWARDED_ANTHROPIC_HEADERS}
     upstream = await adapter.messages_send(state.session, deployment, native, stream=event.stream, headers=forwarded)
@@ -371,6 +389,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         usage = adapter.message_usage(data) if isinstance(data, dict) else None
         text = "" if usage is not None else "".join(b.get("text", "") for b in data.get("content") or [] if isinstance(b, dict))
         _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
+        await recorder()
         await _respond(send, 200, orjson.dumps(data), extra)
         return
     tally = StreamTally()
@@ -390,8 +409,9 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
 
 
 async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
-                      payload: dict[str, Any], deployment: Deployment, event: UsageEvent,
+                      payload: dict[str, Any], deployment: Deployment, recorder: Recorder,
                       extra: list[tuple[bytes, bytes]]) -> None:
+    event = recorder.event
     extra = extra + _ignored_header(adapter, payload)
     upstream = await adapter.chat_send(state.session, deployment, payload, stream=event.stream)
     model = payload["model"]
@@ -402,7 +422,9 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         if usage is not None and "usage" not in body:
             body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                              "total_tokens": usage.input_tokens + usage.output_tokens}
-        await _respond(send, 200, inbound.completion_encode(body, model), extra)
+        out = inbound.completion_encode(body, model)
+        await recorder()
+        await _respond(send, 200, out, extra)
         return
     wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
     encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
@@ -527,7 +549,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
                      key: KeyRecord, *, model: str | None = None) -> None:
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
-    reservation: Reservation | None = None
+    recorder = Recorder(state, event, started, key)
     try:
         request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
         payload = inbound.embeddings_to_internal(request)
@@ -541,7 +563,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
                                   param="input", code="unsupported_parameter")
         counted = [{"content": text} for text in texts] if texts is not None else [{"content": str(payload["input"])}]
-        reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
+        recorder.reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
         wants_base64 = payload.get("encoding_format") == "base64" and adapter.WIRE != "openai"
         if wants_base64:  # the openai SDK's default; other upstreams send floats, packed here
             payload = {**payload, "encoding_format": "float"}
@@ -556,15 +578,18 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
             data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
         _settle(event, deployment, usage.input_tokens, 0)
-        headers = (reservation.headers if reservation else []) + _ignored_header(adapter, {**payload, "_ignored": ignored})
-        await _respond(send, 200, inbound.embeddings_encode(data, request), headers)
+        headers = (recorder.reservation.headers if recorder.reservation else []) + _ignored_header(
+            adapter, {**payload, "_ignored": ignored})
+        out = inbound.embeddings_encode(data, request)
+        await recorder()
+        await _respond(send, 200, out, headers)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
         if event.model:
-            await _record(state, event, started, key, reservation)
+            await recorder()
         raise
-    await _record(state, event, started, key, reservation)
+    await recorder()
 
 
 # --- record ----------------------------------------------------------------------------------------
