@@ -23,3 +23,11 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
         return False
+
+    def save_related(self, request, form, formsets, change):  # type: ignore[no-untyped-def]
+        """Limits, budget, plan or member limits changed here reach the gateway too."""
+        super().save_related(request, form, formsets, change)
+        if change:
+            from keys.services import workspace_keys_publish
+
+            workspace_keys_publish(workspace=form.instance)

@@ -54,3 +54,9 @@ class WorkspaceSettingsForm(SpendPolicyForm):
             except forms.ValidationError as exc:
                 raise forms.ValidationError(f"'{email}' is not an email address.") from exc
         return "\n".join(emails)
+
+
+class MemberLimitsForm(forms.Form):
+    rpm_limit = forms.IntegerField(min_value=1, required=False)
+    tpm_limit = forms.IntegerField(min_value=1, required=False)
+

@@ -13,13 +13,14 @@ from billing.models import Plan
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
-from .forms import AdminTokenForm, MemberAddForm, WorkspaceForm, WorkspaceSettingsForm
+from .forms import AdminTokenForm, MemberAddForm, MemberLimitsForm, WorkspaceForm, WorkspaceSettingsForm
 from .middleware import SESSION_KEY
 from .models import AdminToken, Membership
 from .services import (
     admin_token_create,
     admin_token_revoke,
     member_add,
+    member_limits_update,
     membership_get,
     workspace_create,
     workspace_policy_update,
@@ -132,4 +133,21 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
             return redirect("tenants:settings")
     plan = workspace.plan or Plan.objects.filter(code="free").first()
     return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan})
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+@require_POST
+def member_limits(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = Membership.objects.filter(workspace=request.workspace, pk=membership_id).select_related("user").first()
+    if membership is None:
+        raise Http404("No such member.")
+    form = MemberLimitsForm(request.POST)
+    if form.is_valid():
+        member_limits_update(membership=membership, **form.cleaned_data)
+        messages.success(request, f"Rate limits for {membership.user.email} saved.")
+    else:
+        messages.error(request, "Limits are whole numbers of at least 1, or empty for no limit.")
+    return redirect("tenants:members")
 

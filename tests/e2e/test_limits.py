@@ -202,3 +202,29 @@ def test_model_provider_and_global_limits_set_in_admin_apply_to_every_workspace(
         limits.rpm_limit = None
         limits.save()
         time.sleep(1.1)
+
+
+def test_member_limit_covers_every_key_the_member_created(gateway_url, make_user, make_workspace, fake_models):  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from tenants.models import Membership
+    from tenants.services import member_add
+
+    owner, member = make_user(), make_user()
+    workspace = make_workspace(owner=owner)
+    member_add(workspace=workspace, user=member, role="member")
+    _, first = api_key_create(workspace=workspace, name="one", created_by_id=member.pk)
+    _, second = api_key_create(workspace=workspace, name="two", created_by_id=member.pk)
+    _, owners = api_key_create(workspace=workspace, name="owner's", created_by_id=owner.pk)
+    membership = Membership.objects.get(workspace=workspace, user=member)
+    web = Client()
+    web.force_login(owner)
+    page = web.post(f"/workspaces/members/{membership.pk}/limits/", {"rpm_limit": "2", "tpm_limit": ""}, follow=True)
+    assert "Rate limits for" in page.content.decode()
+    _wait_policy()
+    openai_client(gateway_url, first).chat.completions.create(model="fake-openai", messages=HI)
+    openai_client(gateway_url, second).chat.completions.create(model="fake-openai", messages=HI)
+    with pytest.raises(openai.RateLimitError) as err:
+        openai_client(gateway_url, first).chat.completions.create(model="fake-openai", messages=HI)
+    assert "(member)" in err.value.message
+    openai_client(gateway_url, owners).chat.completions.create(model="fake-openai", messages=HI)  # not the member's
