@@ -228,3 +228,21 @@ def test_member_limit_covers_every_key_the_member_created(gateway_url, make_user
         openai_client(gateway_url, first).chat.completions.create(model="fake-openai", messages=HI)
     assert "(member)" in err.value.message
     openai_client(gateway_url, owners).chat.completions.create(model="fake-openai", messages=HI)  # not the member's
+
+
+def test_failed_and_cut_upstream_calls_release_their_reservations(gateway_url, key, pricey_model):  # type: ignore[no-untyped-def]
+    workspace, api_key, secret = key
+    api_key_policy_update(workspace=workspace, key=api_key, budget_amount=Decimal("1.00"), budget_period="lifetime")
+    _wait_policy()
+    client = openai_client(gateway_url, secret)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model=PRICEY, messages=[{"role": "user", "content": "[[fake:status=500]]"}],
+                                       max_tokens=500)
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model=PRICEY, stream=True, max_tokens=500,
+                                            messages=[{"role": "user", "content": "[[fake:cut]] [[fake:words=50]]"}]))
+    events = events_of(workspace)
+    state = redis_sync().hgetall(f"aip:bud:key:{workspace.schema_name}:{api_key.pk}:lifetime")
+    assert int(state[b"reserved"]) == 0 and not [k for k in state if k.startswith(b"r:")]
+    # the cut stream's streamed tokens are billed; the failed call costs nothing
+    assert int(state[b"spent"]) == int(sum(Decimal(e.cost) for e in events) * UNITS_PER_USD) > 0
