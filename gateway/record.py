@@ -53,7 +53,8 @@ class UsageSpool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.path = directory / f"usage-{os.getpid()}.jsonl"
+        self.pid = os.getpid()
+        self.path = directory / f"usage-{self.pid}.jsonl"
         self.lock = threading.Lock()
         self.pending = False
         self._adopt()
@@ -115,7 +116,7 @@ _spool: UsageSpool | None = None
 
 def usage_spool() -> UsageSpool:
     global _spool
-    if _spool is None or _spool.path.name != f"usage-{os.getpid()}.jsonl":
+    if _spool is None or _spool.pid != os.getpid():  # a forked worker gets its own file
         from aiproxy_site.embedded import data_dir
 
         _spool = UsageSpool(data_dir() / "spool")
