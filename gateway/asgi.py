@@ -278,7 +278,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
         extra = recorder.reservation.headers if recorder.reservation else []
         if inbound.WIRE == adapter.WIRE == "anthropic":
-            await _anthropic_native(state, scope, receive, send, native, deployment, recorder, extra)
+            await _anthropic_native(state, scope, receive, send, native, messages, deployment, recorder, extra)
         elif inbound.WIRE == adapter.WIRE == "openai":
             await _openai_native(state, receive, send, payload, deployment, recorder, extra)
         else:
@@ -377,13 +377,12 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
 
 
 async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
-                            native: dict[str, Any], deployment: Deployment, recorder: Recorder,
-                            extra: list[tuple[bytes, bytes]]) -> None:
+                            native: dict[str, Any], messages: list[dict[str, Any]], deployment: Deployment,
+                            recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
     event = recorder.event
     adapter = adapter_for(deployment.provider_kind)
     forwarded = {name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in FORWARDED_ANTHROPIC_HEADERS}
     upstream = await adapter.messages_send(state.session, deployment, native, stream=event.stream, headers=forwarded)
-    messages = anthropic_inbound.messages_for_count(native)
     if not event.stream:
         data = await body_read(upstream, deployment)
         usage = adapter.message_usage(data) if isinstance(data, dict) else None
