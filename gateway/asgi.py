@@ -37,6 +37,7 @@ from .adapters import adapter_for
 from .adapters import openai as openai_upstream
 from .adapters.interface import Usage, body_read, sse_events, sse_parse
 from .auth import key_authenticate
+from .cache import CachePlan, cache_plan, exact_lookup, exact_store, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
@@ -52,7 +53,7 @@ from .limits import (
 )
 from .record import UsageEvent, usage_cost, usage_event_record
 from .route import models_visible, route_select
-from .stream import Receive, Send, sse_relay
+from .stream import SSE_HEADERS, Receive, Send, sse_relay
 from .tokens import count_message_tokens, count_text_tokens
 
 logger = logging.getLogger("aiproxy.gateway")
@@ -277,6 +278,15 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         await _context_check(deployment, len(raw), messages, tools)
         recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
         extra = recorder.reservation.headers if recorder.reservation else []
+        if inbound.WIRE == adapter.WIRE == "anthropic":  # native bytes: not cached (yet)
+            extra = extra + [(b"x-aiproxy-cache", b"bypass")]
+        else:
+            recorder.cache = cache_plan(key, payload, dict(scope["headers"]))
+            cached = await exact_lookup(state.redis, recorder.cache)
+            if cached is not None:
+                await _cache_hit(inbound, send, payload, cached, recorder, extra)
+                return
+            extra = extra + [(b"x-aiproxy-cache", recorder.cache.status.encode())]
         if inbound.WIRE == adapter.WIRE == "anthropic":
             await _anthropic_native(state, scope, receive, send, native, messages, deployment, recorder, extra)
         elif inbound.WIRE == adapter.WIRE == "openai":
@@ -299,12 +309,31 @@ class Recorder:
     def __init__(self, state: GatewayState, event: UsageEvent, started: float, key: KeyRecord) -> None:
         self.state, self.event, self.started, self.key = state, event, started, key
         self.reservation: Reservation | None = None
+        self.cache: CachePlan | None = None
         self.done = False
 
     async def __call__(self) -> None:
         if not self.done:
             self.done = True
             await _record(self.state, self.event, self.started, self.key, self.reservation)
+
+
+async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], cached: dict[str, Any],
+                     recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
+    """Answer from the exact cache, in the client's format (a stream if it asked for one)."""
+    event = recorder.event
+    event.cache_status = "hit-exact"
+    model = payload["model"]
+    headers = extra + [(b"x-aiproxy-cache", b"hit-exact")]
+    await recorder()  # nothing spent: the reservation settles at zero
+    if not event.stream:
+        await _respond(send, 200, inbound.completion_encode(cached, model), headers)
+        return
+    wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
+    encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
+    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+    body = b"".join(encoder.encode(chunk) for chunk in replay_chunks(cached)) + encoder.finish()
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deployment, messages: list[dict[str, Any]],
@@ -353,6 +382,8 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
         body, usage = await openai_upstream.chat_read_raw(upstream, deployment)
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
                   _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
+        if recorder.cache is not None and recorder.cache.store and recorder.cache.key:
+            await exact_store(state.redis, recorder.cache, orjson.loads(body))
         await recorder()
         await _respond(send, 200, body, extra)
         return
@@ -421,6 +452,8 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         if usage is not None and "usage" not in body:
             body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                              "total_tokens": usage.input_tokens + usage.output_tokens}
+        if recorder.cache is not None:
+            await exact_store(state.redis, recorder.cache, body)
         out = inbound.completion_encode(body, model)
         await recorder()
         await _respond(send, 200, out, extra)

@@ -39,6 +39,9 @@ def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
         shared["quota"] = plan.monthly_request_quota
     if workspace.limits_fail_open:
         shared["fail_open"] = True
+    if workspace.cache_enabled:
+        policy["cache"] = {"ttl": workspace.cache_ttl_seconds, "scope": workspace.cache_scope,
+                           "nondeterministic": workspace.cache_nondeterministic}
     if shared:
         policy["workspace"] = shared
     return policy

@@ -19,7 +19,8 @@ class WorkspaceSettingsSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workspace
-        fields = ["name", "slug", "plan", *POLICY_FIELDS, "budget_alert_recipients", "limits_fail_open"]
+        fields = ["name", "slug", "plan", *POLICY_FIELDS, "budget_alert_recipients", "limits_fail_open",
+                  "cache_enabled", "cache_ttl_seconds", "cache_scope", "cache_nondeterministic"]
         read_only_fields = ["name", "slug", "plan"]
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:

@@ -45,6 +45,13 @@ class WorkspaceSettingsForm(SpendPolicyForm):
         help_text="Off (default): keys with a hard budget are refused until it is back.",
     )
 
+    cache_enabled = forms.BooleanField(label="Answer repeated requests from the response cache", required=False)
+    cache_ttl_seconds = forms.IntegerField(label="Cache lifetime (seconds)", min_value=1, max_value=30 * 86400, initial=3600)
+    cache_scope = forms.ChoiceField(label="Cache scope", choices=[("workspace", "Shared by the workspace's keys"),
+                                                                 ("key", "Per key")])
+    cache_nondeterministic = forms.BooleanField(
+        label="Also cache requests with temperature above 0 (or omitted) or with tools", required=False)
+
     def clean_budget_alert_recipients(self) -> str:
         emails = [line.strip() for line in self.cleaned_data["budget_alert_recipients"].replace(",", "\n").splitlines()
                   if line.strip()]

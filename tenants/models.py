@@ -17,6 +17,13 @@ class Workspace(TenantMixin, SpendPolicy):
         default=False, help_text="When Redis is unavailable, serve requests without limits (default: refuse keys with hard budgets)."
     )
     budget_alert_recipients = models.TextField(blank=True, help_text="Extra alert recipients, one email per line.")
+    cache_enabled = models.BooleanField(default=True, help_text="Answer repeated requests from the response cache.")
+    cache_ttl_seconds = models.PositiveIntegerField(default=3600, help_text="How long a cached answer is served.")
+    cache_scope = models.CharField(max_length=10, choices=[("workspace", "Workspace"), ("key", "Per key")],
+                                   default="workspace", help_text="Share cached answers across the workspace's keys, or not.")
+    cache_nondeterministic = models.BooleanField(
+        default=False, help_text="Also cache requests with temperature above 0 (or omitted) or with tools."
+    )
 
     auto_create_schema = True
     auto_drop_schema = False

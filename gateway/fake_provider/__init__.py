@@ -41,6 +41,7 @@ async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         await send_json(send, 200, STATS)
         return
     current_receive.set(receive)
+    STATS["requests"] += 1
     try:
         await _wire_for(scope["path"]).handle(scope, receive, send)
     except ConnectionCut:

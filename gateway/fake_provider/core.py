@@ -42,7 +42,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # counters behind GET /stats, so tests can see what the upstream saw (e.g. that the
 # gateway hung up on a stream when its client went away)
-STATS = {"streams_started": 0, "streams_completed": 0, "streams_abandoned": 0}
+STATS = {"requests": 0, "streams_started": 0, "streams_completed": 0, "streams_abandoned": 0}
 current_receive: contextvars.ContextVar[Receive | None] = contextvars.ContextVar("current_receive", default=None)
 
 DIRECTIVE = re.compile(r"\[\[fake:([a-z_]+)(?:=([^\]]*))?\]\]")

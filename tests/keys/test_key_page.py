@@ -80,11 +80,14 @@ def test_workspace_settings_page_sets_budget_and_recipients(make_user, make_work
     response = client.post("/workspaces/settings/", {
         "rpm_limit": "", "tpm_limit": "", "budget_amount": "250.00", "budget_period": "monthly", "budget_hard": "on",
         "budget_alert_thresholds": "50, 80, 100", "budget_alert_recipients": "finance@example.com\nops@example.com",
+        "cache_enabled": "on", "cache_ttl_seconds": "600", "cache_scope": "key",
     }, follow=True)
     assert "Settings saved" in response.content.decode()
     workspace.refresh_from_db()
     assert workspace.budget_amount == Decimal("250.00") and workspace.budget_alert_recipients == "finance@example.com\nops@example.com"
     shared = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["workspace"]
     assert shared["budget"]["amount"] == "250.00" and not shared.get("fail_open")
+    cache = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["cache"]
+    assert cache == {"ttl": 600, "scope": "key", "nondeterministic": False}
     bad = client.post("/workspaces/settings/", {"budget_period": "monthly", "budget_alert_recipients": "nope"}).content.decode()
     assert "is not an email address" in bad
