@@ -27,32 +27,36 @@ def test_kill_9_mid_load_loses_no_usage_and_counts_none_twice(tmp_path, monkeypa
     answered: list[str] = []
     stop = threading.Event()
 
-    def load() -> None:  # bounded: at most 600 requests over four clients
+    def load() -> None:  # bounded: at most 400 requests per client, each taking the upstream 20 ms or more
         client = openai.OpenAI(base_url=demo["AIPROXY_BASE_URL"], api_key=demo["AIPROXY_API_KEY"], max_retries=0,
                                timeout=5)
-        for _ in range(150):
+        for _ in range(400):
             if stop.is_set():
                 return
             try:
-                reply = client.chat.completions.create(model="fake-openai", messages=[{"role": "user", "content": "count me"}])
+                reply = client.chat.completions.create(
+                    model="fake-openai", messages=[{"role": "user", "content": "count me [[fake:latency_ms=20]]"}])
                 answered.append(reply.id)
             except openai.APIError:
-                time.sleep(0.05)  # the stack is down or restarting
+                time.sleep(0.25)  # the stack is down or restarting
 
     clients = [threading.Thread(target=load) for _ in range(4)]
     try:
         for thread in clients:
             thread.start()
-        time.sleep(2.0)
+        time.sleep(1.5)
         before_kill = len(answered)
         os.killpg(proc.pid, signal.SIGKILL)  # every process the launcher started, at once
         proc.wait()
         proc, _ = _start(data_dir, port, fake_port)
-        time.sleep(2.0)
+        after_restart = len(answered)
+        deadline = time.monotonic() + 20
+        while len(answered) < after_restart + 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
         stop.set()
         for thread in clients:
             thread.join()
-        assert before_kill > 10 and len(answered) > before_kill
+        assert before_kill > 10 and len(answered) >= after_restart + 20, "load ran before the kill and after the restart"
         url = f"postgresql://postgres:@/aiproxy?host={data_dir / 'pg'}"
         deadline = time.monotonic() + 30
         rows = 0
