@@ -16,6 +16,9 @@ import pytest
 from gateway.adapters import cohere
 from gateway.directory import Deployment
 from gateway.errors import GatewayError
+from tests.gateway.chunks import calls_of as _calls_of
+from tests.gateway.chunks import finish_of as _finish_of
+from tests.gateway.chunks import text_of as _text_of
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 WEATHER: dict[str, Any] = {"type": "function", "function": {
@@ -64,26 +67,6 @@ def _embed(url: str, payload: dict[str, Any]) -> tuple[dict, Any]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
             return await cohere.embeddings_create(session, _deployment(url), payload)
     return asyncio.run(go())
-
-
-def _text_of(chunks: list[dict[str, Any]]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-def _calls_of(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Tool calls assembled the way OpenAI clients do: by index, first id and name, then arguments."""
-    calls: dict[int, dict[str, Any]] = {}
-    for chunk in chunks:
-        for part in (chunk["choices"][0]["delta"].get("tool_calls") or []) if chunk["choices"] else []:
-            call = calls.setdefault(part["index"], {"id": None, "name": None, "arguments": ""})
-            call["id"] = call["id"] or part.get("id")
-            call["name"] = call["name"] or part.get("function", {}).get("name")
-            call["arguments"] += part.get("function", {}).get("arguments") or ""
-    return [calls[i] for i in sorted(calls)]
-
-
-def _finish_of(chunks: list[dict[str, Any]]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
 
 
 # --- chat against the fake ------------------------------------------------------------------
