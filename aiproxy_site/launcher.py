@@ -55,6 +55,7 @@ def main() -> int:
     commands = {
         "fake-provider": [py, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(FAKE_PORT),
                           "--log-level", "warning"],
+        "embedder": [py, "-m", "gateway.embedder"],
         "web": [py, "-m", "daphne", "-b", HOST, "-p", str(PORT), "aiproxy_site.asgi:application"],
         "worker": [py, "-m", "celery", "-A", "aiproxy_site", "worker", "--loglevel", "WARNING", "--concurrency", "2"],
         "beat": [py, "-m", "celery", "-A", "aiproxy_site", "beat", "--loglevel", "WARNING",

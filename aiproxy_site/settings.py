@@ -82,6 +82,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "usage-flush": {"task": "analytics.tasks.usage_flush", "schedule": 1.0},
+    # response cache: drop expired entries and keep each workspace under its size cap
+    "cache-evict": {"task": "cache.tasks.cache_evict_all",
+                    "schedule": float(os.environ.get("CACHE_EVICT_INTERVAL_SECONDS", "300"))},
 }
 
 CHANNEL_LAYERS = {
@@ -124,6 +127,7 @@ TENANT_APPS = [
     "django.contrib.contenttypes",
     "keys",
     "analytics",
+    "cache",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -237,6 +241,15 @@ SPECTACULAR_SETTINGS = {
 GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
 GATEWAY_UPSTREAM_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_TIMEOUT", "600"))
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "10"))
+# the semantic cache's embedding service (gateway/embedder.py), one per host
+GATEWAY_EMBEDDER_SOCKET = os.environ.get("GATEWAY_EMBEDDER_SOCKET", "")
+if not GATEWAY_EMBEDDER_SOCKET:
+    from aiproxy_site.embedded import data_dir as _data_dir
+
+    GATEWAY_EMBEDDER_SOCKET = str(_data_dir() / "embedder.sock")
+GATEWAY_EMBEDDER_TIMEOUT = float(os.environ.get("GATEWAY_EMBEDDER_TIMEOUT", "2"))
+# connections from each gateway worker to PostgreSQL, for semantic cache lookups
+GATEWAY_DB_POOL_SIZE = int(os.environ.get("GATEWAY_DB_POOL_SIZE", "8"))
 # usage events a crashed worker read but never acknowledged are re-read after this long
 USAGE_RECLAIM_IDLE_MS = int(os.environ.get("USAGE_RECLAIM_IDLE_MS", "30000"))
 FAKE_PROVIDER_URL = os.environ.get("FAKE_PROVIDER_URL", "http://127.0.0.1:8100")

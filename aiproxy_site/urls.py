@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.views import usage_list
 from keys.api import ApiKeyDetailView, ApiKeyListView
-from tenants.api import WorkspaceSettingsView
+from tenants.api import WorkspaceCacheClearView, WorkspaceSettingsView
 from tenants.views import home
 
 urlpatterns = [
@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/keys/", ApiKeyListView.as_view(), name="api-keys"),
     path("api/keys/<int:key_id>/", ApiKeyDetailView.as_view(), name="api-key-detail"),
     path("api/workspace/", WorkspaceSettingsView.as_view(), name="api-workspace"),
+    path("api/workspace/cache/clear/", WorkspaceCacheClearView.as_view(), name="api-workspace-cache-clear"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -20,6 +20,9 @@ class UsageEvent(models.Model):
     latency_ms = models.IntegerField(default=0)
     status_code = models.IntegerField()
     cache_status = models.CharField(max_length=16, default="miss")
+    cache_similarity = models.FloatField(null=True, blank=True)
+    cost_saved = models.DecimalField(max_digits=14, decimal_places=8, default=0,
+                                     help_text="On a cache hit: what the answer would have cost upstream.")
     stream = models.BooleanField(default=False)
     usage_estimated = models.BooleanField(default=False)
     client_disconnected = models.BooleanField(default=False)

@@ -55,6 +55,7 @@ def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
                 cost=Decimal(e["cost"]), latency_ms=e["latency_ms"], status_code=e["status_code"],
                 cache_status=e["cache_status"], stream=e["stream"], usage_estimated=e["usage_estimated"],
                 client_disconnected=e["client_disconnected"], error_type=e["error_type"],
+                cache_similarity=e.get("cache_similarity"), cost_saved=Decimal(e.get("cost_saved") or "0"),
             )
             for e in events
         ]

@@ -35,9 +35,9 @@ from redis.exceptions import RedisError
 
 from .adapters import adapter_for
 from .adapters import openai as openai_upstream
-from .adapters.interface import Usage, body_read, sse_events, sse_parse
+from .adapters.interface import Usage, body_read, sse_events, sse_parse, usage_dict
 from .auth import key_authenticate
-from .cache import CachePlan, cache_plan, exact_lookup, exact_store, replay_chunks
+from .cache import CachePlan, cache_lookup, cache_plan, cache_store, completion_assemble, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
@@ -53,6 +53,7 @@ from .limits import (
 )
 from .record import UsageEvent, usage_cost, usage_event_record
 from .route import models_visible, route_select
+from .semantic import SemanticCache
 from .stream import SSE_HEADERS, Receive, Send, sse_relay
 from .tokens import count_message_tokens, count_text_tokens
 
@@ -79,6 +80,7 @@ class GatewayState:
             ),
             auto_decompress=True,
         )
+        self.semantic = SemanticCache()
 
 
 _states: dict[int, GatewayState] = {}
@@ -96,6 +98,7 @@ async def gateway_shutdown() -> None:
     """Close this event loop's upstream pool and Redis client (server shutdown, tests)."""
     state = _states.pop(id(asyncio.get_running_loop()), None)
     if state is not None:
+        await state.semantic.close()
         await state.session.close()
         await state.redis.aclose()
 
@@ -261,6 +264,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
     started = time.perf_counter()
     event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
     recorder = Recorder(state, event, started, key)
+    headers = dict(scope["headers"])
     try:
         raw = await _read_body(scope, receive)
         request = inbound.chat_request_parse(raw, model=model, stream=stream)
@@ -268,9 +272,11 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         deployment = route_select(await state.directory.catalog(), request.model, key)
         event.provider = deployment.provider_name
         adapter = adapter_for(deployment.provider_kind)
+        payload: dict[str, Any] | None
         if inbound.WIRE == adapter.WIRE == "anthropic":
             native = request.native
             messages, tools, max_output = anthropic_inbound.messages_for_count(native), native.get("tools"), native.get("max_tokens")
+            payload = _cache_key_payload(inbound, request, key)
         else:
             payload = inbound.to_internal(request)
             messages, tools = payload["messages"], payload.get("tools")
@@ -278,20 +284,22 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         await _context_check(deployment, len(raw), messages, tools)
         recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
         extra = recorder.reservation.headers if recorder.reservation else []
-        if inbound.WIRE == adapter.WIRE == "anthropic":  # native bytes: not cached (yet)
+        if payload is None:
             extra = extra + [(b"x-aiproxy-cache", b"bypass")]
         else:
-            recorder.cache = cache_plan(key, payload, dict(scope["headers"]))
-            cached = await exact_lookup(state.redis, recorder.cache)
+            recorder.cache = cache_plan(key, payload, headers)
+            cached = await cache_lookup(state.redis, state.semantic, recorder.cache)
             if cached is not None:
-                await _cache_hit(inbound, send, payload, cached, recorder, extra)
+                await _cache_hit(inbound, send, payload, cached, recorder, extra, deployment)
                 return
             extra = extra + [(b"x-aiproxy-cache", recorder.cache.status.encode())]
         if inbound.WIRE == adapter.WIRE == "anthropic":
             await _anthropic_native(state, scope, receive, send, native, messages, deployment, recorder, extra)
         elif inbound.WIRE == adapter.WIRE == "openai":
+            assert payload is not None
             await _openai_native(state, receive, send, payload, deployment, recorder, extra)
         else:
+            assert payload is not None
             await _translated(state, inbound, adapter, receive, send, payload, deployment, recorder, extra)
     except GatewayError as error:
         event.status_code = error.status
@@ -318,13 +326,33 @@ class Recorder:
             await _record(self.state, self.event, self.started, self.key, self.reservation)
 
 
+def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord) -> dict[str, Any] | None:
+    """On the native Anthropic path the request goes up untouched; its internal form is
+    only the cache's key. None when the key has no cache or the request has no internal
+    form (a parameter only Anthropic understands): then it is not cached."""
+    if not (key.policy or {}).get("cache"):
+        return None
+    try:
+        return inbound.to_internal(request)  # type: ignore[no-any-return]
+    except GatewayError:
+        return None
+
+
 async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], cached: dict[str, Any],
-                     recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
-    """Answer from the exact cache, in the client's format (a stream if it asked for one)."""
-    event = recorder.event
-    event.cache_status = "hit-exact"
+                     recorder: Recorder, extra: list[tuple[bytes, bytes]], deployment: Deployment) -> None:
+    """Answer from the cache, in the client's format (a stream if it asked for one). The
+    usage event records the cost the hit avoided at the model's current prices."""
+    event, plan = recorder.event, recorder.cache
+    assert plan is not None
+    event.cache_status = plan.status
+    usage = cached.get("usage") or {}
+    event.cost_saved = usage_cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                                  deployment.input_price_per_mtok, deployment.output_price_per_mtok)
     model = payload["model"]
-    headers = extra + [(b"x-aiproxy-cache", b"hit-exact")]
+    headers = extra + [(b"x-aiproxy-cache", plan.status.encode())]
+    if plan.similarity is not None:
+        event.cache_similarity = round(plan.similarity, 4)
+        headers.append((b"x-aiproxy-cache-similarity", f"{plan.similarity:.4f}".encode()))
     await recorder()  # nothing spent: the reservation settles at zero
     if not event.stream:
         await _respond(send, 200, inbound.completion_encode(cached, model), headers)
@@ -383,7 +411,7 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
                   _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
         if recorder.cache is not None and recorder.cache.store and recorder.cache.key:
-            await exact_store(state.redis, recorder.cache, orjson.loads(body))
+            await cache_store(state.redis, state.semantic, recorder.cache, orjson.loads(body), event.cost)
         await recorder()
         await _respond(send, 200, body, extra)
         return
@@ -405,6 +433,9 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
     text = _openai_events_text(tally.raw) if (tally.usage is None or event.client_disconnected) else ""
     _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, text,
               disconnected=event.client_disconnected)
+    if _stream_storable(recorder):
+        completion = _with_usage(completion_assemble(_openai_chunks(tally.raw)), tally.usage)
+        await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
@@ -419,15 +450,19 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         usage = adapter.message_usage(data) if isinstance(data, dict) else None
         text = "" if usage is not None else "".join(b.get("text", "") for b in data.get("content") or [] if isinstance(b, dict))
         _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
+        if recorder.cache is not None and recorder.cache.store and isinstance(data, dict):
+            completion = adapter.completion_from_message(data, native["model"], as_json=False)
+            await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
         await recorder()
         await _respond(send, 200, orjson.dumps(data), extra)
         return
     tally = StreamTally()
+    keep_all = _stream_storable(recorder)  # a cached stream needs every event, not only the text
 
     async def events() -> AsyncIterator[bytes]:
         async for item in sse_events(upstream):
             tally.usage = adapter.event_usage(item, tally.usage)
-            if b"text_delta" in item or b"input_json_delta" in item:
+            if keep_all or b"text_delta" in item or b"input_json_delta" in item:
                 tally.raw.append(item)
             yield item
 
@@ -436,6 +471,11 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
     text = "" if finished else _anthropic_events_text(tally.raw)
     _estimate(event, deployment, messages, native.get("tools"), tally.usage, text,
               disconnected=event.client_disconnected or bool(event.error_type))
+    if keep_all and _stream_storable(recorder):
+        message = adapter.message_from_events(tally.raw)
+        if message is not None:
+            completion = adapter.completion_from_message(message, native["model"], as_json=False)
+            await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
@@ -452,8 +492,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         if usage is not None and "usage" not in body:
             body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                              "total_tokens": usage.input_tokens + usage.output_tokens}
-        if recorder.cache is not None:
-            await exact_store(state.redis, recorder.cache, body)
+        await cache_store(state.redis, state.semantic, recorder.cache, body, event.cost)
         out = inbound.completion_encode(body, model)
         await recorder()
         await _respond(send, 200, out, extra)
@@ -461,6 +500,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
     wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
     encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
     tally = StreamTally()
+    chunks: list[dict[str, Any]] | None = [] if _stream_storable(recorder) else None
 
     async def events() -> AsyncIterator[bytes]:
         async for chunk in adapter.chat_chunks(upstream, deployment, payload):
@@ -468,12 +508,17 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
             if isinstance(usage, dict):
                 tally.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
             tally.text.append(_generated_text(chunk, "delta"))
+            if chunks is not None:
+                chunks.append(chunk)
             yield encoder.encode(chunk)
         yield encoder.finish()
 
     await _relay(receive, send, events(), upstream, encoder, extra, event)
     _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, "".join(tally.text),
               disconnected=event.client_disconnected or bool(event.error_type))
+    if chunks is not None and _stream_storable(recorder):
+        completion = _with_usage(completion_assemble(chunks), tally.usage)
+        await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: aiohttp.ClientResponse,
@@ -485,6 +530,35 @@ async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], ups
     event.client_disconnected = outcome.client_disconnected
     if outcome.upstream_failed:
         event.error_type = "upstream_stream_error"
+
+
+def _stream_storable(recorder: Recorder) -> bool:
+    """Whether a stream's answer may go into the cache: the plan stores, and (once it ran)
+    the client stayed to the end and the upstream did not fail mid-way."""
+    plan, event = recorder.cache, recorder.event
+    return (plan is not None and plan.key is not None and plan.store and bool(plan.ttl)
+            and not event.client_disconnected and not event.error_type)
+
+
+def _with_usage(completion: dict[str, Any] | None, usage: Usage | None) -> dict[str, Any] | None:
+    """A cached answer keeps its token counts, for the savings its hits record."""
+    if completion is not None and "usage" not in completion and usage is not None:
+        completion["usage"] = usage_dict(usage)
+    return completion
+
+
+def _openai_chunks(events: list[bytes]) -> list[dict[str, Any]]:
+    out = []
+    for item in events:
+        _, data = sse_parse(item)
+        if data and data != b"[DONE]":
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return []
+            if isinstance(chunk, dict):
+                out.append(chunk)
+    return out
 
 
 def _generated_text(body: Any, field: str) -> str:

@@ -1,22 +1,26 @@
-"""Step 3 of the pipeline: the exact response cache (Redis), per workspace or per key.
+"""Step 3 of the pipeline: the response cache. First the exact cache (Redis), then the
+semantic cache (gateway/semantic.py: pgvector in the workspace's schema), per workspace or
+per key.
 
-The key is a SHA-256 of a canonical form of everything that changes the answer: the
+The exact key is a SHA-256 of a canonical form of everything that changes the answer: the
 model and the internal (OpenAI-shaped) request with sorted keys, minus what does not
-(stream flags, user, metadata). Whatever the inbound API, the same question maps to
-the same entry, and a cached answer is replayed in the client's own format, as a
-stream when the client asked for one.
+(stream flags, user, metadata). Whatever the inbound API, the same question maps to the
+same entry, and a cached answer is replayed in the client's own format, as a stream when
+the client asked for one.
 
-Only complete, successful answers are stored. By default only deterministic requests
-are cached: temperature 0 and no tools (an omitted temperature is the upstream's
-default, 1.0); a workspace can opt in to caching the others. Clients steer it per
-request with `x-aiproxy-cache: no-store | no-cache | exact-only` and
-`x-aiproxy-cache-ttl: <seconds>`; every answer says `x-aiproxy-cache: hit-exact | miss |
-bypass`.
+Only complete, successful answers are stored (streamed ones once the stream ended with a
+finish reason). By default only deterministic requests are cached: temperature 0 and no
+tools (an omitted temperature is the upstream's default, 1.0); a workspace can opt in to
+caching the others. Clients steer it per request with `x-aiproxy-cache: no-store |
+no-cache | exact-only` and `x-aiproxy-cache-ttl: <seconds>`; every answer says
+`x-aiproxy-cache: hit-exact | hit-semantic | miss | bypass` (and on a semantic hit
+`x-aiproxy-cache-similarity`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +30,15 @@ from redis.exceptions import RedisError
 
 from .directory import KeyRecord
 from .errors import invalid_request
+from .semantic import (
+    SemanticCache,
+    SemanticHit,
+    semantic_hit_count,
+    semantic_lookup,
+    semantic_partition,
+    semantic_store,
+    semantic_text,
+)
 
 # fields that do not change the answer
 UNKEYED = frozenset({"stream", "stream_options", "user", "metadata", "store", "_ignored", "service_tier"})
@@ -39,6 +52,15 @@ class CachePlan:
     store: bool
     ttl: int
     status: str = "miss"  # what the answer's x-aiproxy-cache header says
+    schema: str = ""
+    key_id: int = 0
+    model: str = ""
+    # semantic cache: the text to match and the partition it must match in (None: exact only)
+    prompt: str | None = None
+    partition: str = ""
+    threshold: float | None = None
+    vector: bytes | None = None  # the prompt's embedding, once computed (kept for the store)
+    similarity: float | None = None  # on a semantic hit
 
 
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
@@ -66,13 +88,22 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
     canonical = {k: v for k, v in payload.items() if k not in UNKEYED}
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     scope = f"key{key.key_id}" if policy.get("scope") == "key" else "ws"
-    return CachePlan(
+    plan = CachePlan(
         key=f"aip:cache:{key.schema}:{scope}:{digest}",
         lookup=directive != "no-cache",
         store=directive != "no-store",
         ttl=ttl,
         status="miss" if directive != "no-cache" else "bypass",
+        schema=key.schema,
+        key_id=key.key_id,
+        model=str(payload.get("model") or ""),
     )
+    if policy.get("semantic") and directive != "exact-only":
+        plan.prompt = semantic_text(payload)
+        if plan.prompt is not None:
+            plan.partition = semantic_partition(scope, canonical)
+            plan.threshold = policy.get("threshold")
+    return plan
 
 
 async def exact_lookup(client: aioredis.Redis, plan: CachePlan) -> dict[str, Any] | None:
@@ -86,17 +117,93 @@ async def exact_lookup(client: aioredis.Redis, plan: CachePlan) -> dict[str, Any
     return orjson.loads(raw) if raw else None  # type: ignore[no-any-return]
 
 
+def completion_complete(completion: dict[str, Any]) -> bool:
+    """A whole, successful answer: every choice finished (stop, length or tool calls), and
+    every tool call's arguments are complete JSON."""
+    choices = completion.get("choices") or []
+    if not choices:
+        return False
+    for choice in choices:
+        if choice.get("finish_reason") not in ("stop", "length", "tool_calls"):
+            return False
+        for call in (choice.get("message") or {}).get("tool_calls") or []:
+            try:
+                orjson.loads((call.get("function") or {}).get("arguments") or "")
+            except orjson.JSONDecodeError:
+                return False
+    return True
+
+
+async def cache_lookup(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan) -> dict[str, Any] | None:
+    """Exact first (one Redis GET), then by meaning. Sets plan.status to what was hit."""
+    cached = await exact_lookup(client, plan)
+    if cached is not None:
+        plan.status = "hit-exact"
+        return cached
+    if plan.prompt is None or not plan.lookup:
+        return None
+    plan.vector = await semantic.embedder.embed(plan.prompt)
+    if plan.vector is None:
+        return None
+    hit: SemanticHit | None = await semantic_lookup(semantic, schema=plan.schema, partition=plan.partition,
+                                                    prompt=plan.prompt, vector=plan.vector, threshold=plan.threshold)
+    if hit is None:
+        return None
+    plan.status, plan.similarity = "hit-semantic", hit.similarity
+    semantic.later(semantic_hit_count(semantic, schema=plan.schema, entry_id=hit.entry_id))
+    return hit.completion
+
+
+async def cache_store(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan | None,
+                      completion: dict[str, Any] | None, cost: str) -> None:
+    """Store a complete answer in the exact cache now and in the semantic cache after the
+    answer is sent (embedding it then if the lookup did not)."""
+    if plan is None or plan.key is None or not plan.store or not plan.ttl or completion is None:
+        return
+    if not completion_complete(completion):
+        return
+    await exact_store(client, plan, completion)
+    if plan.prompt is not None:
+        semantic.later(_semantic_store(semantic, plan, completion, cost))
+
+
+async def _semantic_store(semantic: SemanticCache, plan: CachePlan, completion: dict[str, Any], cost: str) -> None:
+    vector = plan.vector if plan.vector is not None else await semantic.embedder.embed(plan.prompt or "")
+    if vector is None or plan.prompt is None:
+        return
+    await semantic_store(semantic, schema=plan.schema, partition=plan.partition, model=plan.model, key_id=plan.key_id,
+                         prompt=plan.prompt, vector=vector, completion=completion, cost=cost, ttl=plan.ttl)
+
+
 async def exact_store(client: aioredis.Redis, plan: CachePlan, completion: dict[str, Any]) -> None:
     """Store a complete, successful answer (stop, length or tool calls; never an error)."""
-    if plan.key is None or not plan.store or not plan.ttl:
+    if plan.key is None or not plan.store or not plan.ttl or not completion_complete(completion):
         return
-    choices = completion.get("choices") or []
-    if not choices or any(c.get("finish_reason") not in ("stop", "length", "tool_calls") for c in choices):
-        return
+    value = orjson.dumps(completion)
     try:
-        await client.set(plan.key, orjson.dumps(completion), ex=plan.ttl)
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(plan.key, value, ex=plan.ttl)
+            # size accounting for the eviction task (cache.services): entry -> expiry, entry -> bytes
+            pipe.zadd(exact_index_key(plan.schema), {plan.key: int(time.time()) + plan.ttl})
+            pipe.hset(exact_sizes_key(plan.schema), plan.key, len(value))
+            await pipe.execute()
     except RedisError:
         pass
+
+
+def exact_index_key(schema: str) -> str:
+    """Sorted set of a workspace's exact-cache entries, scored by expiry (epoch seconds)."""
+    return f"aip:cache-index:{schema}"
+
+
+def exact_sizes_key(schema: str) -> str:
+    """Hash of a workspace's exact-cache entries to their size in bytes."""
+    return f"aip:cache-size:{schema}"
+
+
+def exact_entry_pattern(schema: str) -> str:
+    """SCAN pattern of every exact-cache entry of a workspace (both scopes)."""
+    return f"aip:cache:{schema}:*"
 
 
 def replay_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
@@ -119,3 +226,41 @@ def replay_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
     out.append({**base, "choices": [], "usage": completion.get("usage") or {"prompt_tokens": 0, "completion_tokens": 0,
                                                                         "total_tokens": 0}})
     return out
+
+
+def completion_assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The completion a stream of OpenAI-shaped chunks carried, or None if it did not end
+    (a choice without a finish reason: the stream was cut)."""
+    if not chunks:
+        return None
+    choices: dict[int, dict[str, Any]] = {}
+    usage = None
+    for chunk in chunks:
+        if isinstance(chunk.get("usage"), dict):
+            usage = chunk["usage"]
+        for part in chunk.get("choices") or []:
+            index = int(part.get("index") or 0)
+            choice = choices.setdefault(index, {"index": index, "finish_reason": None, "logprobs": None,
+                                                "message": {"role": "assistant", "content": None, "refusal": None}})
+            message, delta = choice["message"], part.get("delta") or {}
+            if isinstance(delta.get("content"), str):
+                message["content"] = (message["content"] or "") + delta["content"]
+            for call in delta.get("tool_calls") or []:
+                calls = message.setdefault("tool_calls", [])
+                position = int(call.get("index") or 0)
+                while len(calls) <= position:
+                    calls.append({"id": None, "type": "function", "function": {"name": None, "arguments": ""}})
+                target, function = calls[position], call.get("function") or {}
+                target["id"] = call.get("id") or target["id"]
+                target["function"]["name"] = function.get("name") or target["function"]["name"]
+                target["function"]["arguments"] += function.get("arguments") or ""
+            if part.get("finish_reason"):
+                choice["finish_reason"] = part["finish_reason"]
+    if not choices or any(c["finish_reason"] is None for c in choices.values()):
+        return None
+    first = chunks[0]
+    body: dict[str, Any] = {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
+                            "model": first.get("model"), "choices": [choices[i] for i in sorted(choices)]}
+    if usage is not None:
+        body["usage"] = usage
+    return body

@@ -34,6 +34,8 @@ class UsageEvent:
     latency_ms: int = 0
     status_code: int = 200
     cache_status: str = "miss"
+    cache_similarity: float | None = None
+    cost_saved: str = "0"  # on a cache hit: what the answer would have cost upstream
     stream: bool = False
     usage_estimated: bool = False
     client_disconnected: bool = False

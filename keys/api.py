@@ -19,6 +19,8 @@ from .services import (
 )
 
 POLICY_FIELDS = ["rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds"]
+# a key's response cache overrides; null: as the workspace
+CACHE_FIELDS = ["cache_enabled", "cache_semantic", "cache_semantic_threshold", "cache_ttl_seconds"]
 
 
 def thresholds_validate(value: object) -> list[int]:
@@ -32,7 +34,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked", *POLICY_FIELDS]
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked", *POLICY_FIELDS,
+                  *CACHE_FIELDS]
         read_only_fields = fields
 
     def get_revoked(self, obj: ApiKey) -> bool:
@@ -44,11 +47,12 @@ class ApiKeyCreateSerializer(serializers.Serializer):
 
 
 class ApiKeyUpdateSerializer(serializers.ModelSerializer):
-    """Rename a key and set its limits and budget (send only what changes; null clears a limit)."""
+    """Rename a key, set its limits and budget, and its response cache overrides (send only
+    what changes; null clears a limit, or makes a cache setting the workspace's again)."""
 
     class Meta:
         model = ApiKey
-        fields = ["name", *POLICY_FIELDS]
+        fields = ["name", *POLICY_FIELDS, *CACHE_FIELDS]
         extra_kwargs = {"name": {"required": False}}
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:
@@ -98,7 +102,7 @@ class ApiKeyDetailView(APIView):
         return Response(ApiKeySerializer(self._key(request, key_id)).data)
 
     @extend_schema(request=ApiKeyUpdateSerializer, responses=ApiKeySerializer,
-                   summary="Rename an API key or set its limits and budget")
+                   summary="Rename an API key or set its limits, budget and cache settings")
     def patch(self, request: Request, key_id: int) -> Response:
         key = self._key(request, key_id)
         data = ApiKeyUpdateSerializer(key, data=request.data, partial=True)

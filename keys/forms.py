@@ -35,3 +35,23 @@ class SpendPolicyForm(forms.Form):
                                                                      ("monthly", "Monthly"), ("lifetime", "Lifetime")])
     budget_hard = forms.BooleanField(label="Hard limit (refuse requests that could pass the budget)", required=False)
     budget_alert_thresholds = ThresholdsField(label="Alert at (% of budget)", required=False, initial="50, 80, 100")
+
+
+class InheritSelect(forms.NullBooleanSelect):
+    """On, off, or empty: the workspace's setting."""
+
+    def __init__(self, attrs: dict[str, str] | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [("unknown", "As the workspace"), ("true", "On"), ("false", "Off")]
+
+
+class ApiKeySettingsForm(SpendPolicyForm):
+    """A key's limits and budget, and where it differs from the workspace, its response cache."""
+
+    cache_enabled = forms.NullBooleanField(label="Response cache", widget=InheritSelect, required=False)
+    cache_semantic = forms.NullBooleanField(label="Semantic cache", widget=InheritSelect, required=False)
+    cache_semantic_threshold = forms.FloatField(
+        label="Semantic match threshold", min_value=0.5, max_value=1.0, required=False,
+        help_text="Cosine similarity from 0.5 to 1.0. Empty: as the workspace.")
+    cache_ttl_seconds = forms.IntegerField(label="Cache lifetime (seconds)", min_value=1, max_value=30 * 86400,
+                                           required=False, help_text="Empty: as the workspace.")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from gateway.policy import SpendPolicy
@@ -13,6 +14,17 @@ class ApiKey(SpendPolicy):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # response cache: empty means the workspace's setting
+    cache_enabled = models.BooleanField("response cache", null=True, blank=True,
+                                        help_text="Empty: as the workspace.")
+    cache_semantic = models.BooleanField("semantic cache", null=True, blank=True, help_text="Empty: as the workspace.")
+    cache_semantic_threshold = models.FloatField(
+        "semantic threshold", null=True, blank=True, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Empty: as the workspace.",
+    )
+    cache_ttl_seconds = models.PositiveIntegerField("cache TTL (seconds)", null=True, blank=True,
+                                                    validators=[MinValueValidator(1), MaxValueValidator(30 * 86400)],
+                                                    help_text="Empty: as the workspace.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -39,12 +39,29 @@ def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
         shared["quota"] = plan.monthly_request_quota
     if workspace.limits_fail_open:
         shared["fail_open"] = True
-    if workspace.cache_enabled:
-        policy["cache"] = {"ttl": workspace.cache_ttl_seconds, "scope": workspace.cache_scope,
-                           "nondeterministic": workspace.cache_nondeterministic}
+    cache = key_cache_policy(workspace, key)
+    if cache is not None:
+        policy["cache"] = cache
     if shared:
         policy["workspace"] = shared
     return policy
+
+
+def key_cache_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any] | None:
+    """The response cache settings for this key: its own where set, else the workspace's.
+    None: no caching at all."""
+    enabled = workspace.cache_enabled if key.cache_enabled is None else key.cache_enabled
+    if not enabled:
+        return None
+    semantic = workspace.cache_semantic if key.cache_semantic is None else key.cache_semantic
+    threshold = key.cache_semantic_threshold or workspace.cache_semantic_threshold
+    return {
+        "ttl": key.cache_ttl_seconds or workspace.cache_ttl_seconds,
+        "scope": workspace.cache_scope,
+        "nondeterministic": workspace.cache_nondeterministic,
+        "semantic": semantic,
+        **({"threshold": threshold} if threshold else {}),
+    }
 
 
 def key_record_build(workspace: Workspace, key: ApiKey) -> KeyRecord:
@@ -112,11 +129,13 @@ def api_key_get(*, workspace: Workspace, key_id: int) -> ApiKey | None:
         return ApiKey.objects.filter(pk=key_id).first()
 
 
-KEY_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds")
+KEY_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds",
+                     "cache_enabled", "cache_semantic", "cache_semantic_threshold", "cache_ttl_seconds")
 
 
 def api_key_policy_update(*, workspace: Workspace, key: ApiKey, **fields: Any) -> ApiKey:
-    """Set a key's rate limits and budget; every gateway process enforces them within a second."""
+    """Set a key's rate limits, budget and response cache overrides (None: as the workspace);
+    every gateway process applies them within a second."""
     unknown = set(fields) - set(KEY_POLICY_FIELDS)
     if unknown:
         raise TypeError(f"not key policy fields: {sorted(unknown)}")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib import messages
@@ -8,12 +9,21 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from analytics.selectors import cache_savings
 from tenants.decorators import workspace_required
 
-from .forms import ApiKeyForm, SpendPolicyForm
+from .forms import ApiKeyForm, ApiKeySettingsForm
 from .models import ApiKey
 from .selectors import key_spend_by_day, key_spend_this_period, period_start
-from .services import api_key_create, api_key_get, api_key_policy_update, api_key_rename, api_key_revoke, api_keys_list
+from .services import (
+    api_key_create,
+    api_key_get,
+    api_key_policy_update,
+    api_key_rename,
+    api_key_revoke,
+    api_keys_list,
+    key_cache_policy,
+)
 
 NEW_SECRET_SESSION_KEY = "new_api_key_secret"
 
@@ -66,14 +76,15 @@ def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
 @login_required
 @workspace_required
 def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
-    """A key's limits, budget, spend this period and spend by day; admins edit the limits."""
+    """A key's limits, budget, cache settings, spend this period, spend by day and what the
+    cache saved; admins edit the limits and cache settings."""
     key = _key_or_404(request, key_id)
     can_edit = request.membership is not None and request.membership.is_admin
-    initial = {name: getattr(key, name) for name in SpendPolicyForm.base_fields}
-    form = SpendPolicyForm(request.POST or None, initial=initial)
+    initial = {name: getattr(key, name) for name in ApiKeySettingsForm.base_fields}
+    form = ApiKeySettingsForm(request.POST or None, initial=initial)
     if request.method == "POST":
         if not can_edit:
-            messages.error(request, "Only the workspace's owners and admins can change a key's limits.")
+            messages.error(request, "Only the workspace's owners and admins can change a key's settings.")
             return redirect("keys:detail", key_id=key.pk)
         if form.is_valid():
             api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
@@ -85,8 +96,10 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         day["height"] = int(Decimal(100) * day["cost"] / peak)  # type: ignore[operator]
     spent = key_spend_this_period(workspace=request.workspace, key=key)
     used = int(Decimal(100) * spent / key.budget_amount) if key.budget_amount else None
+    savings = cache_savings(workspace=request.workspace, since=datetime.now(UTC) - timedelta(days=len(days)), key_id=key.pk)
     return render(request, "keys/detail.html", {
         "key": key, "form": form, "can_edit": can_edit, "days": days, "spent": spent, "used_percent": used,
-        "period_start": period_start(key.budget_period),
+        "period_start": period_start(key.budget_period), "cache": key_cache_policy(request.workspace, key),
+        "savings": savings["total"], "savings_by_model": savings["by_model"],
     })
 

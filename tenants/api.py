@@ -1,4 +1,5 @@
-"""Management API for the current workspace's settings: limits, budget, alert recipients."""
+"""Management API for the current workspace's settings (limits, budget, alert recipients,
+response cache) and for clearing its response cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cache.services import cache_clear
 from keys.api import POLICY_FIELDS, thresholds_validate
 
 from .models import AdminToken, Workspace
@@ -20,7 +22,8 @@ class WorkspaceSettingsSerializer(serializers.ModelSerializer):
     class Meta:
         model = Workspace
         fields = ["name", "slug", "plan", *POLICY_FIELDS, "budget_alert_recipients", "limits_fail_open",
-                  "cache_enabled", "cache_ttl_seconds", "cache_scope", "cache_nondeterministic"]
+                  "cache_enabled", "cache_ttl_seconds", "cache_scope", "cache_nondeterministic",
+                  "cache_semantic", "cache_semantic_threshold", "cache_max_mb"]
         read_only_fields = ["name", "slug", "plan"]
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:
@@ -38,18 +41,35 @@ class WorkspaceSettingsSerializer(serializers.ModelSerializer):
         return "\n".join(emails)
 
 
+class CacheClearedSerializer(serializers.Serializer):
+    exact_entries = serializers.IntegerField(help_text="Exact-cache entries deleted.")
+    semantic_entries = serializers.IntegerField(help_text="Semantic-cache entries deleted.")
+
+
+def _admin_check(request: Request, message: str) -> None:
+    membership = getattr(request._request, "membership", None)
+    if not isinstance(request.auth, AdminToken) and not (membership is not None and membership.is_admin):
+        raise exceptions.PermissionDenied(message)
+
+
 class WorkspaceSettingsView(APIView):
-    @extend_schema(responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget and alert settings")
+    @extend_schema(responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget, alert and cache settings")
     def get(self, request: Request) -> Response:
         return Response(WorkspaceSettingsSerializer(request._request.workspace).data)
 
     @extend_schema(request=WorkspaceSettingsSerializer, responses=WorkspaceSettingsSerializer,
-                   summary="Set the workspace's limits, budget and alert settings (owners and admins)")
+                   summary="Set the workspace's limits, budget, alert and cache settings (owners and admins)")
     def patch(self, request: Request) -> Response:
-        membership = getattr(request._request, "membership", None)
-        if not isinstance(request.auth, AdminToken) and not (membership is not None and membership.is_admin):
-            raise exceptions.PermissionDenied("Only the workspace's owners and admins can change its settings.")
+        _admin_check(request, "Only the workspace's owners and admins can change its settings.")
         data = WorkspaceSettingsSerializer(request._request.workspace, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         workspace = workspace_policy_update(workspace=request._request.workspace, **data.validated_data)
         return Response(WorkspaceSettingsSerializer(workspace).data)
+
+
+class WorkspaceCacheClearView(APIView):
+    @extend_schema(request=None, responses=CacheClearedSerializer,
+                   summary="Delete every cached answer of the workspace, exact and semantic (owners and admins)")
+    def post(self, request: Request) -> Response:
+        _admin_check(request, "Only the workspace's owners and admins can clear its cache.")
+        return Response(CacheClearedSerializer(cache_clear(workspace=request._request.workspace)).data)

@@ -7,7 +7,10 @@ from django.http import HttpRequest
 
 from keys.forms import SpendPolicyForm
 
+from .models import Workspace
 from .services import workspace_create
+
+CACHE_MAX_MB_DEFAULT = Workspace._meta.get_field("cache_max_mb").default
 
 
 class SignupForm(forms.Form):
@@ -51,6 +54,18 @@ class WorkspaceSettingsForm(SpendPolicyForm):
                                                                  ("key", "Per key")])
     cache_nondeterministic = forms.BooleanField(
         label="Also cache requests with temperature above 0 (or omitted) or with tools", required=False)
+    cache_semantic = forms.BooleanField(
+        label="Also answer prompts that mean the same as a cached one (semantic cache)", required=False)
+    cache_semantic_threshold = forms.FloatField(
+        label="Semantic match threshold", min_value=0.5, max_value=1.0, required=False,
+        help_text="Cosine similarity from 0.5 to 1.0 a cached prompt needs; higher is stricter. Empty: the default.")
+    cache_max_mb = forms.IntegerField(
+        label="Cache size cap (MB)", min_value=1, required=False,
+        help_text="For the exact and the semantic cache each; above it, the oldest answers are evicted every few "
+                  f"minutes. Empty: {CACHE_MAX_MB_DEFAULT} MB.")
+
+    def clean_cache_max_mb(self) -> int:
+        return self.cleaned_data["cache_max_mb"] or CACHE_MAX_MB_DEFAULT
 
     def clean_budget_alert_recipients(self) -> str:
         emails = [line.strip() for line in self.cleaned_data["budget_alert_recipients"].replace(",", "\n").splitlines()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -23,6 +24,17 @@ class Workspace(TenantMixin, SpendPolicy):
                                    default="workspace", help_text="Share cached answers across the workspace's keys, or not.")
     cache_nondeterministic = models.BooleanField(
         default=False, help_text="Also cache requests with temperature above 0 (or omitted) or with tools."
+    )
+    cache_semantic = models.BooleanField(
+        default=False, help_text="Also answer prompts that mean the same as a cached one (semantic cache)."
+    )
+    cache_semantic_threshold = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="Cosine similarity a cached prompt needs to be considered (0.5-1.0). Empty: the default.",
+    )
+    cache_max_mb = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)],
+        help_text="Size cap of the workspace's cached answers (exact and semantic each); the oldest go first.",
     )
 
     auto_create_schema = True

@@ -10,6 +10,8 @@ from django.views.decorators.http import require_POST
 
 from analytics.models import UsageEvent
 from billing.models import Plan
+from cache.selectors import cache_summary
+from cache.services import cache_clear
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
@@ -119,7 +121,7 @@ def admin_token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse
 @login_required
 @workspace_required
 def workspace_settings(request: HttpRequest) -> HttpResponse:
-    """Workspace budget, limits and alert recipients; owners and admins edit them."""
+    """Workspace budget, limits, alert recipients and response cache; owners and admins edit them."""
     workspace = request.workspace
     can_edit = request.membership is not None and request.membership.is_admin
     initial = {name: getattr(workspace, name) for name in WorkspaceSettingsForm.base_fields}
@@ -132,7 +134,19 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Settings saved. Every gateway process applies them within a second.")
             return redirect("tenants:settings")
     plan = workspace.plan or Plan.objects.filter(code="free").first()
-    return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan})
+    return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan,
+                                                     "cache": cache_summary(workspace=workspace)})
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+@require_POST
+def workspace_cache_clear(request: HttpRequest) -> HttpResponse:
+    cleared = cache_clear(workspace=request.workspace)
+    messages.success(request, f"Cache cleared: {cleared['exact_entries']} exact and {cleared['semantic_entries']} "
+                              "semantic entries removed.")
+    return redirect("tenants:settings")
 
 
 @login_required

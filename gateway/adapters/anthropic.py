@@ -386,8 +386,13 @@ async def chat_read(
     data = await body_read(response, deployment)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise upstream_invalid(deployment)
-    blocks = [b for b in data["content"] if isinstance(b, dict)]
-    as_json = json_mode(payload)
+    return completion_from_message(data, payload["model"], as_json=json_mode(payload)), message_usage(data)
+
+
+def completion_from_message(data: dict[str, Any], model: str, *, as_json: bool) -> dict[str, Any]:
+    """An Anthropic message as an OpenAI-shaped completion (`as_json`: the answer is the
+    forced tool call that carries translated JSON mode)."""
+    blocks = [b for b in data.get("content") or [] if isinstance(b, dict)]
     message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
     if as_json:
         inputs = [b.get("input") for b in blocks if b.get("type") == "tool_use"]
@@ -400,8 +405,48 @@ async def chat_read(
         message["content"] = text or (None if calls else "")
         if calls:
             message["tool_calls"] = calls
-    usage = message_usage(data)
-    return completion_make(payload["model"], message, _finish(data.get("stop_reason"), json_answer=as_json), usage), usage
+    return completion_make(model, message, _finish(data.get("stop_reason"), json_answer=as_json), message_usage(data))
+
+
+def message_from_events(events: list[bytes]) -> dict[str, Any] | None:
+    """The message a complete Messages stream carried (None if it never reached message_stop)."""
+    message: dict[str, Any] | None = None
+    partial: dict[int, str] = {}
+    for raw in events:
+        _, data = sse_parse(raw)
+        try:
+            event = orjson.loads(data) if data else None
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(event, dict):
+            continue
+        kind, index = event.get("type"), event.get("index")
+        if kind == "message_start":
+            message = dict(event.get("message") or {})
+            message["content"] = []
+        elif message is None:
+            continue
+        elif kind == "content_block_start" and isinstance(index, int):
+            message["content"].append(dict(event.get("content_block") or {}))
+        elif kind == "content_block_delta" and isinstance(index, int) and index < len(message["content"]):
+            delta, block = event.get("delta") or {}, message["content"][index]
+            if delta.get("type") == "text_delta":
+                block["text"] = (block.get("text") or "") + (delta.get("text") or "")
+            elif delta.get("type") == "input_json_delta":
+                partial[index] = partial.get(index, "") + (delta.get("partial_json") or "")
+        elif kind == "message_delta":
+            message["stop_reason"] = (event.get("delta") or {}).get("stop_reason")
+            message["usage"] = {**(message.get("usage") or {}), **(event.get("usage") or {})}
+        elif kind == "message_stop":
+            for index, text in partial.items():
+                try:
+                    message["content"][index]["input"] = orjson.loads(text or "{}")
+                except orjson.JSONDecodeError:
+                    return None
+            return message
+        elif kind == "error":
+            return None
+    return None
 
 
 async def chat_chunks(

@@ -19,12 +19,32 @@ UPSTREAM_CREDENTIAL = "sk-upstream-secret-123"
 
 
 @pytest.fixture(scope="session")
-def gateway_url(django_db_setup, fake_provider_url):  # type: ignore[no-untyped-def]
+def embedder_socket():  # type: ignore[no-untyped-def]
+    """The semantic cache's embedding service (the real model, from the wheel)."""
+    from django.conf import settings
+
+    path = settings.GATEWAY_EMBEDDER_SOCKET
+    if os.path.exists(path):
+        os.unlink(path)  # a stale socket from an earlier run would look ready
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.embedder", "--socket", path], cwd=ROOT,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the embedder did not start")
+        time.sleep(0.2)
+    yield path
+    _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def gateway_url(django_db_setup, fake_provider_url, embedder_socket):  # type: ignore[no-untyped-def]
     from django.conf import settings
 
     port = _free_port()
     env = dict(os.environ, DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL, GATEWAY_UPSTREAM_TIMEOUT="2",
-               GATEWAY_MAX_BODY_BYTES="12000000", FAKE_PROVIDER_URL=fake_provider_url)
+               GATEWAY_MAX_BODY_BYTES="12000000", FAKE_PROVIDER_URL=fake_provider_url,
+               GATEWAY_EMBEDDER_SOCKET=embedder_socket)
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiproxy_site.asgi:application"],
         cwd=ROOT, env=env,

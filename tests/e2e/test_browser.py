@@ -56,3 +56,37 @@ def test_signup_create_key_and_revoke_in_browser(browser, gateway_url, fake_mode
     time.sleep(1.0)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+
+
+def test_admin_clears_the_response_cache_from_the_settings_page(browser, gateway_url, make_user, make_workspace):  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from tests.cache.seed import exact_entries_store, semantic_entry_create
+
+    def seed() -> str:  # Playwright's loop runs in this thread: the ORM and asyncio.run go in another
+        owner = make_user(password="Browser-pass-1234")
+        workspace = make_workspace(owner=owner)
+        exact_entries_store(workspace, 2)
+        semantic_entry_create(workspace)
+        connection.close()
+        return str(owner.email)
+
+    with ThreadPoolExecutor(1) as pool:
+        email = pool.submit(seed).result()
+    page = browser.new_page()
+    page.goto(gateway_url + "/accounts/login/")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", "Browser-pass-1234")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("[data-testid=current-workspace]")
+
+    page.goto(gateway_url + "/workspaces/settings/")
+    assert page.get_by_test_id("cache-exact").inner_text() == "2 entries"
+    assert page.get_by_test_id("cache-semantic").inner_text() == "1 entry"
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("text=Clear cache")
+    page.wait_for_selector("text=Cache cleared: 2 exact and 1 semantic entries removed.")
+    assert page.get_by_test_id("cache-exact").inner_text() == "0 entries"
+    assert page.get_by_test_id("cache-semantic").inner_text() == "0 entries"

@@ -88,6 +88,6 @@ def test_workspace_settings_page_sets_budget_and_recipients(make_user, make_work
     shared = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["workspace"]
     assert shared["budget"]["amount"] == "250.00" and not shared.get("fail_open")
     cache = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["cache"]
-    assert cache == {"ttl": 600, "scope": "key", "nondeterministic": False}
+    assert cache == {"ttl": 600, "scope": "key", "nondeterministic": False, "semantic": False}
     bad = client.post("/workspaces/settings/", {"budget_period": "monthly", "budget_alert_recipients": "nope"}).content.decode()
     assert "is not an email address" in bad
