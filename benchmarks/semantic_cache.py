@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import random
@@ -45,6 +44,8 @@ TOPICS = ["the French Revolution", "photosynthesis", "black holes", "the Roman E
 AUDIENCES = ["a child", "a teenager", "a beginner", "an expert", "my grandmother", "a manager", "a student"]
 CITIES = ["Paris", "Tokyo", "Lima", "Cairo", "Oslo", "Toronto", "Mumbai", "Sydney", "Nairobi", "Berlin", "Seoul",
           "Mexico City", "Istanbul", "Lisbon", "Bangkok", "Chicago", "Dublin", "Hanoi", "Prague", "Santiago"]
+LANGUAGES = ["French", "German", "Spanish", "Japanese", "Korean", "Hindi", "Arabic", "Portuguese", "Italian",
+             "Dutch", "Polish", "Turkish", "Swahili", "Greek", "Czech"]
 THINGS = ["vegetarian restaurants", "museums", "day trips", "hiking trails", "street food", "coffee shops",
           "bookshops", "markets", "beaches", "jazz bars", "parks", "hotels for families"]
 TEMPLATES = [
@@ -61,6 +62,12 @@ TEMPLATES = [
     lambda r: f"Why does my code fail when I {r.choice(VERBS)} {r.choice(SUBJECTS)} twice in a row?",
     lambda r: f"Compare {r.choice(CITIES)} and {r.choice(CITIES)} for {r.choice(THINGS)}.",
     lambda r: f"Give me a {r.randint(3, 30)}-minute workout for {r.choice(AUDIENCES)} at home.",
+    lambda r: f"How much does a {r.randint(1, 20)}-night stay in {r.choice(CITIES)} cost in {r.randint(2000, 2030)}?",
+    lambda r: f"Write {r.randint(2, 12)} interview questions about {r.choice(TOPICS)} for {r.choice(AUDIENCES)}.",
+    lambda r: f"I have {r.randint(2, 500)} rows in {r.choice(SUBJECTS)}; how do I {r.choice(VERBS)} them in "
+              f"{r.randint(2, 60)} seconds?",
+    lambda r: f"Translate '{r.choice(TOPICS)}' into {r.choice(LANGUAGES)} and {r.choice(LANGUAGES)}.",
+    lambda r: f"What did {r.choice(CITIES)} look like in {r.randint(1500, 2020)}, and how did {r.choice(TOPICS)} change it?",
 ]
 
 
@@ -68,14 +75,14 @@ def prompts(count: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     seen: set[str] = set()
     out = []
-    for _ in itertools.count():
+    for _ in range(count * 50):  # bounded: the templates hold millions of distinct prompts
         text = rng.choice(TEMPLATES)(rng)
         if text not in seen:
             seen.add(text)
             out.append(text)
             if len(out) == count:
                 return out
-    return out
+    raise SystemExit(f"could not generate {count} distinct prompts")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -147,7 +154,7 @@ def table_fill(schema: str, partition: str, texts: list[str], vectors: Any) -> N
                                 "2026-01-01", "2999-01-01", 0))
         conn.execute("SET maintenance_work_mem = '512MB'")
         conn.execute("CREATE INDEX semantic_entry_embedding ON cache_semanticentry "
-                     "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
+                     "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 200)")
         conn.execute("ANALYZE cache_semanticentry")
         print(f"loaded {len(texts)} entries and built the HNSW index in {time.monotonic() - started:.0f} s", flush=True)
 

@@ -28,6 +28,6 @@ class SemanticEntry(models.Model):
 
     class Meta:
         indexes = [
-            HnswIndex(name="semantic_entry_embedding", fields=["embedding"], m=16, ef_construction=64,
+            HnswIndex(name="semantic_entry_embedding", fields=["embedding"], m=16, ef_construction=200,
                       opclasses=["vector_cosine_ops"]),
         ]

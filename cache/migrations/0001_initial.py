@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('hits', models.IntegerField(default=0)),
             ],
             options={
-                'indexes': [pgvector.django.indexes.HnswIndex(ef_construction=64, fields=['embedding'], m=16, name='semantic_entry_embedding', opclasses=['vector_cosine_ops'])],
+                'indexes': [pgvector.django.indexes.HnswIndex(ef_construction=200, fields=['embedding'], m=16, name='semantic_entry_embedding', opclasses=['vector_cosine_ops'])],
             },
         ),
     ]
