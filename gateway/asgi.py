@@ -276,7 +276,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         if inbound.WIRE == adapter.WIRE == "anthropic":
             native = request.native
             messages, tools, max_output = anthropic_inbound.messages_for_count(native), native.get("tools"), native.get("max_tokens")
-            payload = _cache_key_payload(inbound, request, key)
+            payload = _cache_key_payload(inbound, request, key, headers)
         else:
             payload = inbound.to_internal(request)
             messages, tools = payload["messages"], payload.get("tools")
@@ -326,16 +326,22 @@ class Recorder:
             await _record(self.state, self.event, self.started, self.key, self.reservation)
 
 
-def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord) -> dict[str, Any] | None:
+def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
+                       headers: dict[bytes, bytes]) -> dict[str, Any] | None:
     """On the native Anthropic path the request goes up untouched; its internal form is
     only the cache's key. None when the key has no cache or the request has no internal
     form (a parameter only Anthropic understands): then it is not cached."""
     if not (key.policy or {}).get("cache"):
         return None
     try:
-        return inbound.to_internal(request)  # type: ignore[no-any-return]
+        payload: dict[str, Any] = inbound.to_internal(request)
     except GatewayError:
         return None
+    # forwarded untouched, these headers can change the answer: part of the key
+    forwarded = {name.decode(): headers[name].decode("latin-1") for name in FORWARDED_ANTHROPIC_HEADERS if name in headers}
+    if forwarded:
+        payload["_anthropic_headers"] = forwarded
+    return payload
 
 
 async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], cached: dict[str, Any],

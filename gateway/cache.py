@@ -19,7 +19,9 @@ no-cache | exact-only` and `x-aiproxy-cache-ttl: <seconds>`; every answer says
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +41,9 @@ from .semantic import (
     semantic_store,
     semantic_text,
 )
+
+logger = logging.getLogger("aiproxy.gateway")
+SEMANTIC_BUDGET_SECONDS = 3.0
 
 # fields that do not change the answer
 UNKEYED = frozenset({"stream", "stream_options", "user", "metadata", "store", "_ignored", "service_tier"})
@@ -142,16 +147,26 @@ async def cache_lookup(client: aioredis.Redis, semantic: SemanticCache, plan: Ca
         return cached
     if plan.prompt is None or not plan.lookup:
         return None
-    plan.vector = await semantic.embedder.embed(plan.prompt)
-    if plan.vector is None:
+    try:  # a slow embedding service or database costs at most this long, then the upstream answers
+        async with asyncio.timeout(SEMANTIC_BUDGET_SECONDS):
+            hit = await _semantic_find(semantic, plan)
+    except TimeoutError:
+        logger.warning("semantic cache lookup took over %.1f s; treated as a miss", SEMANTIC_BUDGET_SECONDS)
         return None
-    hit: SemanticHit | None = await semantic_lookup(semantic, schema=plan.schema, partition=plan.partition,
-                                                    prompt=plan.prompt, vector=plan.vector, threshold=plan.threshold)
     if hit is None:
         return None
     plan.status, plan.similarity = "hit-semantic", hit.similarity
     semantic.later(semantic_hit_count(semantic, schema=plan.schema, entry_id=hit.entry_id))
     return hit.completion
+
+
+async def _semantic_find(semantic: SemanticCache, plan: CachePlan) -> SemanticHit | None:
+    assert plan.prompt is not None
+    plan.vector = await semantic.embedder.embed(plan.prompt)
+    if plan.vector is None:
+        return None
+    return await semantic_lookup(semantic, schema=plan.schema, partition=plan.partition, prompt=plan.prompt,
+                                 vector=plan.vector, threshold=plan.threshold)
 
 
 async def cache_store(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan | None,
@@ -243,6 +258,8 @@ def completion_assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
             choice = choices.setdefault(index, {"index": index, "finish_reason": None, "logprobs": None,
                                                 "message": {"role": "assistant", "content": None, "refusal": None}})
             message, delta = choice["message"], part.get("delta") or {}
+            if delta.get("refusal") or part.get("logprobs"):
+                return None  # refusals and logprobs are not reassembled: such a stream is not cached
             if isinstance(delta.get("content"), str):
                 message["content"] = (message["content"] or "") + delta["content"]
             for call in delta.get("tool_calls") or []:

@@ -15,7 +15,7 @@ Wire format, both directions length-prefixed and multiplexed by a request id:
   request:  >I id, >B kind, >I length, payload
             kind 0 (embed): UTF-8 text
             kind 1 (verify): JSON {"cached": str, "query": str, "similarity": float}
-  response: >I id, >B status, then for status 0: an embedding (384 little-endian float32,
+  response: >I id, >B status, >I length, then for status 0: an embedding (384 little-endian float32,
             L2-normalised) or, for verify, one >f: the probability that the pair asks the
             same thing. Status 1: a text is longer than the model's window (it would be
             truncated, so two different long prompts could look alike; the gateway skips
@@ -47,9 +47,11 @@ MAX_TEXT_BYTES = 64 * 1024  # far beyond the model's window; longer requests are
 OK, TOO_LONG, FAILED = 0, 1, 2
 EMBED, VERIFY = 0, 1
 HEADER = struct.Struct(">IBI")
-REPLY = struct.Struct(">IB")
+REPLY = struct.Struct(">IBI")  # the length lets a client skip a reply nobody waits for any more
 PROBABILITY = struct.Struct(">f")
-TOKEN_CACHE = 4096  # prompts whose token embeddings are kept for a verify call
+TOKEN_CACHE = 4096  # prompts whose token embeddings are kept for a verify call...
+TOKEN_CACHE_BYTES = 128 * 1024 * 1024  # ...within this much memory (float16 rows)
+QUEUE_DEADLINE = 10.0  # seconds; a request older than this was given up by its client
 BF16_MIN_BATCH = 8  # below this, bfloat16 costs more than it saves
 
 
@@ -140,18 +142,25 @@ class PairJudge:
         self.model = model
         self.verifier = verifier or Verifier()
         self.tokens: OrderedDict[str, Tokens | None] = OrderedDict()
+        self.token_bytes = 0
 
     def remember(self, text: str, tokens: Tokens | None) -> None:
+        if tokens is not None:
+            tokens = Tokens(tokens.vectors.astype("float16"))  # half the memory; features computed in float32
+        previous = self.tokens.pop(text, None)
+        self.token_bytes -= previous.vectors.nbytes if previous is not None else 0
         self.tokens[text] = tokens
-        self.tokens.move_to_end(text)
-        while len(self.tokens) > TOKEN_CACHE:
-            self.tokens.popitem(last=False)
+        self.token_bytes += tokens.vectors.nbytes if tokens is not None else 0
+        while self.tokens and (len(self.tokens) > TOKEN_CACHE or self.token_bytes > TOKEN_CACHE_BYTES):
+            _, dropped = self.tokens.popitem(last=False)
+            self.token_bytes -= dropped.vectors.nbytes if dropped is not None else 0
 
     def probability(self, cached: str, query: str, similarity: float) -> float | None:
         a, b = self.tokens.get(cached), self.tokens.get(query)
         if a is None or b is None:
             return None
-        return self.verifier.probability(pair_features(similarity, a, b))
+        return self.verifier.probability(pair_features(similarity, Tokens(a.vectors.astype("float32")),
+                                                       Tokens(b.vectors.astype("float32"))))
 
     def run(self, embeds: list[str], verifies: list[tuple[str, str, float]]) -> tuple[list[bytes | None], list[float | None]]:
         """One model call for every text the batch needs: the texts to embed and the sides
@@ -171,7 +180,7 @@ class EmbedderServer:
     def __init__(self, model: EmbeddingModel, max_batch: int = MAX_BATCH, verifier: Verifier | None = None) -> None:
         self.judge = PairJudge(model, verifier)
         self.max_batch = max_batch
-        self.queue: asyncio.Queue[tuple[int, Any, asyncio.StreamWriter, int]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, Any, asyncio.StreamWriter, int, float]] = asyncio.Queue()
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
         self.batches = 0
         self.embedded = 0
@@ -183,7 +192,7 @@ class EmbedderServer:
                 request_id, kind, length = HEADER.unpack(header)
                 if length > 2 * MAX_TEXT_BYTES:
                     await reader.readexactly(length)
-                    writer.write(REPLY.pack(request_id, TOO_LONG))
+                    writer.write(REPLY.pack(request_id, TOO_LONG, 0))
                     continue
                 payload = (await reader.readexactly(length)).decode("utf-8", "replace")
                 if kind == VERIFY:
@@ -191,11 +200,11 @@ class EmbedderServer:
                         pair = json.loads(payload)
                         item: Any = (str(pair["cached"]), str(pair["query"]), float(pair["similarity"]))
                     except (ValueError, KeyError, TypeError):
-                        writer.write(REPLY.pack(request_id, FAILED))
+                        writer.write(REPLY.pack(request_id, FAILED, 0))
                         continue
                 else:
                     item = payload
-                self.queue.put_nowait((kind, item, writer, request_id))
+                self.queue.put_nowait((kind, item, writer, request_id, time.monotonic()))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
@@ -205,9 +214,18 @@ class EmbedderServer:
         """Take everything queued (up to max_batch), embed it in one call, answer each."""
         loop = asyncio.get_running_loop()
         while True:
-            items = [await self.queue.get()]
-            while len(items) < self.max_batch and not self.queue.empty():
-                items.append(self.queue.get_nowait())
+            queued = [await self.queue.get()]
+            while len(queued) < self.max_batch and not self.queue.empty():
+                queued.append(self.queue.get_nowait())
+            # under overload, skip what its client has given up on instead of falling further behind
+            fresh_after = time.monotonic() - QUEUE_DEADLINE
+            items = [(kind, item, writer, request_id) for kind, item, writer, request_id, at in queued
+                     if at >= fresh_after and not writer.is_closing()]
+            for _kind, _, writer, request_id, at in queued:
+                if at < fresh_after and not writer.is_closing():
+                    writer.write(REPLY.pack(request_id, FAILED, 0))
+            if not items:
+                continue
             embeds = [item for kind, item, _, _ in items if kind == EMBED]
             verifies = [item for kind, item, _, _ in items if kind == VERIFY]
             try:
@@ -216,7 +234,7 @@ class EmbedderServer:
                 logger.exception("embedding a batch of %d failed", len(items))
                 for _, _, writer, request_id in items:
                     if not writer.is_closing():
-                        writer.write(REPLY.pack(request_id, FAILED))
+                        writer.write(REPLY.pack(request_id, FAILED, 0))
                 continue
             self.batches += 1
             self.embedded += len(embeds)
@@ -225,11 +243,12 @@ class EmbedderServer:
             for kind, _, writer, request_id in items:
                 if kind == EMBED:
                     vector = next(answers)
-                    reply = REPLY.pack(request_id, OK) + vector if vector is not None else REPLY.pack(request_id, TOO_LONG)
+                    reply = (REPLY.pack(request_id, OK, len(vector)) + vector if vector is not None
+                             else REPLY.pack(request_id, TOO_LONG, 0))
                 else:
                     probability = next(judged)
-                    reply = (REPLY.pack(request_id, OK) + PROBABILITY.pack(probability) if probability is not None
-                             else REPLY.pack(request_id, TOO_LONG))
+                    reply = (REPLY.pack(request_id, OK, PROBABILITY.size) + PROBABILITY.pack(probability)
+                             if probability is not None else REPLY.pack(request_id, TOO_LONG, 0))
                 if not writer.is_closing():
                     writer.write(reply)
 
@@ -294,24 +313,23 @@ class EmbedderClient:
                                self.path, type(error).__name__, self.RETRY_SECONDS)
                 return None
             self.writer = writer
-            self.reader_task = asyncio.create_task(self._read(reader))
+            self.reader_task = asyncio.create_task(self._read(reader, writer))
             return writer
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                request_id, status = REPLY.unpack(await reader.readexactly(REPLY.size))
-                kind, future = self.pending.pop(request_id, (EMBED, None))
-                size = VECTOR_BYTES if kind == EMBED else PROBABILITY.size
-                value = await reader.readexactly(size) if status == OK else None
+                request_id, status, length = REPLY.unpack(await reader.readexactly(REPLY.size))
+                body = await reader.readexactly(length) if length else b""
+                _, future = self.pending.pop(request_id, (EMBED, None))  # None: its caller timed out
                 if future is not None and not future.done():
-                    future.set_result(value)
+                    future.set_result(body if status == OK else None)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
-            if self.writer is not None:
-                self.writer.close()
-            self.writer = None
+            writer.close()  # this reader's own connection, not a newer one
+            if self.writer is writer:
+                self.writer = None
             for _, future in self.pending.values():
                 if not future.done():
                     future.set_result(None)

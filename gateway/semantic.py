@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ from .semantic_guard import hard_reject
 logger = logging.getLogger("aiproxy.gateway")
 
 CANDIDATES = 4  # nearest entries the checks may look at
+STATEMENT_TIMEOUT_MS = 500  # a lookup blocked by a lock or a slow server is a miss, not a wait
+DATABASE_RETRY_SECONDS = 5.0  # after a failure, lookups skip the database this long
+MAX_BACKGROUND = 256  # pending cache writes per process; beyond this new entries are dropped
 DEFAULT_THRESHOLD = 0.7  # cosine a candidate needs before the checks look at it
 EF_SEARCH = 200  # HNSW candidate list: recall of the nearest entry vs exact search 0.99 at 100,000 entries (benchmarks/)
 TABLE = "cache_semanticentry"
@@ -90,18 +94,33 @@ class SemanticCache:
         self.verifier_threshold = verifier_threshold()
         self.pool: AsyncConnectionPool | None = None
         self.background: set[asyncio.Task[None]] = set()
+        self.down_until = 0.0  # the database failed: skip it until then
 
     async def _pool(self) -> AsyncConnectionPool:
         if self.pool is None:
             self.pool = AsyncConnectionPool(
                 settings.DATABASE_URL, min_size=1, max_size=settings.GATEWAY_DB_POOL_SIZE, open=False,
-                kwargs={"autocommit": True, "prepare_threshold": 1}, configure=_configure, timeout=5,
+                kwargs={"autocommit": True, "prepare_threshold": 1,
+                        "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
+                configure=_configure, timeout=1,
             )
             await self.pool.open()
         return self.pool
 
+    def available(self) -> bool:
+        return time.monotonic() >= self.down_until
+
+    def failed(self, error: BaseException) -> None:
+        self.down_until = time.monotonic() + DATABASE_RETRY_SECONDS
+        logger.warning("semantic cache database unavailable (%s); skipped for %.0f s", type(error).__name__,
+                       DATABASE_RETRY_SECONDS)
+
     def later(self, work: Any) -> None:
-        """Run a write after the answer; keep a reference so it is not collected mid-way."""
+        """Run a write after the answer; keep a reference so it is not collected mid-way.
+        Under a backlog the write is dropped: a lost cache entry, never a lost answer."""
+        if len(self.background) >= MAX_BACKGROUND:
+            work.close()
+            return
         task = asyncio.ensure_future(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
@@ -138,6 +157,8 @@ async def semantic_lookup(cache: SemanticCache, *, schema: str, partition: str, 
     """The nearest cached answer the guard accepts, or None. A database error is a miss.
     (`guarded=False`: plain cosine, for `manage.py cache_eval --plain-cosine` only.)"""
     floor = threshold if threshold is not None else DEFAULT_THRESHOLD
+    if not cache.available():
+        return None
     query = sql.SQL(
         "SELECT id, prompt, completion, 1 - (embedding <=> %(v)s) AS similarity FROM {} "
         "WHERE partition = %(p)s AND expires_at > now() ORDER BY embedding <=> %(v)s LIMIT %(k)s"
@@ -148,7 +169,7 @@ async def semantic_lookup(cache: SemanticCache, *, schema: str, partition: str, 
             cursor = await connection.execute(query, {"v": _vector(vector), "p": partition, "k": CANDIDATES})
             rows = await cursor.fetchall()
     except (DatabaseError, OSError, TimeoutError) as error:
-        logger.warning("semantic cache lookup failed (%s); treated as a miss", type(error).__name__)
+        cache.failed(error)
         return None
     for entry_id, cached_prompt, completion, similarity in sorted(rows, key=lambda r: -r[3]):
         if similarity < floor:
@@ -162,7 +183,11 @@ async def semantic_verify(cache: SemanticCache, cached: str, query: str, similar
     """The hard rules, then the learned verifier; an unavailable verifier is a miss."""
     if cached == query:
         return True
-    if hard_reject(cached, query) is not None:
+    try:
+        if hard_reject(cached, query) is not None:
+            return False
+    except Exception:  # a bug in the rules must cost a miss, not the request
+        logger.exception("semantic guard failed; treated as a miss")
         return False
     probability = await cache.embedder.verify(cached, query, similarity)
     return probability is not None and probability >= cache.verifier_threshold
@@ -170,6 +195,8 @@ async def semantic_verify(cache: SemanticCache, cached: str, query: str, similar
 
 async def semantic_hit_count(cache: SemanticCache, *, schema: str, entry_id: int) -> None:
     query = sql.SQL("UPDATE {} SET hits = hits + 1, last_hit_at = now() WHERE id = %s").format(_table(schema))
+    if not cache.available():
+        return
     try:
         pool = await cache._pool()
         async with pool.connection() as connection:
@@ -188,6 +215,8 @@ async def semantic_store(cache: SemanticCache, *, schema: str, partition: str, m
         "now() + make_interval(secs => %s), 0)"
     ).format(_table(schema))
     size = len(body) + len(prompt.encode()) + len(vector)
+    if not cache.available():
+        return
     try:
         pool = await cache._pool()
         async with pool.connection() as connection:

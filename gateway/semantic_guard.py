@@ -15,6 +15,7 @@ and cache_pairs_dev_b.jsonl.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -450,7 +451,7 @@ def _expand_contraction(m: re.Match[str]) -> str:
     if m.group(3):
         return _CONTRACTION_SUFFIXES[m.group(3).lower()]
     if m.group(4):
-        return _CONTRACTION_GLUED[m.group(4).lower()]
+        return _CONTRACTION_GLUED.get(m.group(4).lower(), m.group(0))
     return " 's"  # plural possessive: "users' names"
 
 
@@ -775,6 +776,16 @@ def _is_title_case(raw_words: list[str]) -> bool:
     return len(long_words) >= 4 and sum(w[0].isupper() for w in long_words) >= 0.8 * len(long_words)
 
 
+def _number_value(digits: str) -> float:
+    """A number's value; one with more digits than a float holds (an id, an account number)
+    gets a value of its own derived from all its digits, so two that differ only in the
+    17th digit still differ."""
+    significant = digits.replace(",", "").lstrip("0").split(".")[0]
+    if len(significant) <= 15:
+        return float(digits.replace(",", ""))
+    return float(int(hashlib.sha256(digits.encode()).hexdigest()[:12], 16)) + 0.5
+
+
 def _numbers_from(words: list[str]) -> list[tuple[str, float | None]]:
     """Fold number words ("twenty five", "2 dozen", "a hundred") into numbers."""
     out: list[tuple[str, float | None]] = []
@@ -784,7 +795,7 @@ def _numbers_from(words: list[str]) -> list[tuple[str, float | None]]:
         value: float | None = None
         j = i
         if w[0].isdigit() and _NUMBER.fullmatch(w):
-            value = float(w)
+            value = _number_value(w)
             j = i + 1
         elif w in _NUM_UNITS or w in _NUM_TENS:
             current = 0.0

@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from tenants.api_auth import api_admin_required
+
 from .models import ApiKey
 from .services import (
     api_key_create,
@@ -109,6 +111,9 @@ class ApiKeyDetailView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         workspace = request._request.workspace
+        if set(fields) - {"name"}:
+            api_admin_required(request, "Only the workspace's owners and admins can change a key's limits, "
+                                              "budget or cache settings.")
         if "name" in fields:
             key = api_key_rename(workspace=workspace, key=key, name=fields.pop("name"))
         if fields:

@@ -88,7 +88,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
             return redirect("keys:detail", key_id=key.pk)
         if form.is_valid():
             api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
-            messages.success(request, "Limits saved. Every gateway process applies them within a second.")
+            messages.success(request, "Settings saved. Every gateway process applies them within a second.")
             return redirect("keys:detail", key_id=key.pk)
     days = key_spend_by_day(workspace=request.workspace, key=key)
     peak = max((Decimal(str(d["cost"])) for d in days), default=Decimal("0")) or Decimal("1")

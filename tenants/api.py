@@ -4,7 +4,8 @@ response cache) and for clearing its response cache."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, serializers
+from redis.exceptions import RedisError
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +13,8 @@ from rest_framework.views import APIView
 from cache.services import cache_clear
 from keys.api import POLICY_FIELDS, thresholds_validate
 
-from .models import AdminToken, Workspace
+from .api_auth import api_admin_required
+from .models import Workspace
 from .services import workspace_policy_update
 
 
@@ -46,12 +48,6 @@ class CacheClearedSerializer(serializers.Serializer):
     semantic_entries = serializers.IntegerField(help_text="Semantic-cache entries deleted.")
 
 
-def _admin_check(request: Request, message: str) -> None:
-    membership = getattr(request._request, "membership", None)
-    if not isinstance(request.auth, AdminToken) and not (membership is not None and membership.is_admin):
-        raise exceptions.PermissionDenied(message)
-
-
 class WorkspaceSettingsView(APIView):
     @extend_schema(responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget, alert and cache settings")
     def get(self, request: Request) -> Response:
@@ -60,7 +56,7 @@ class WorkspaceSettingsView(APIView):
     @extend_schema(request=WorkspaceSettingsSerializer, responses=WorkspaceSettingsSerializer,
                    summary="Set the workspace's limits, budget, alert and cache settings (owners and admins)")
     def patch(self, request: Request) -> Response:
-        _admin_check(request, "Only the workspace's owners and admins can change its settings.")
+        api_admin_required(request, "Only the workspace's owners and admins can change its settings.")
         data = WorkspaceSettingsSerializer(request._request.workspace, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         workspace = workspace_policy_update(workspace=request._request.workspace, **data.validated_data)
@@ -71,5 +67,10 @@ class WorkspaceCacheClearView(APIView):
     @extend_schema(request=None, responses=CacheClearedSerializer,
                    summary="Delete every cached answer of the workspace, exact and semantic (owners and admins)")
     def post(self, request: Request) -> Response:
-        _admin_check(request, "Only the workspace's owners and admins can clear its cache.")
-        return Response(CacheClearedSerializer(cache_clear(workspace=request._request.workspace)).data)
+        api_admin_required(request, "Only the workspace's owners and admins can clear its cache.")
+        try:
+            cleared = cache_clear(workspace=request._request.workspace)
+        except RedisError:
+            return Response({"detail": "The cache store is unavailable; nothing was cleared. Try again shortly."},
+                            status=503)
+        return Response(CacheClearedSerializer(cleared).data)

@@ -47,3 +47,11 @@ class IsWorkspaceMember(permissions.BasePermission):
         if isinstance(request.auth, AdminToken):
             return True
         return bool(request.user and request.user.is_authenticated and getattr(request._request, "workspace", None))
+
+
+def api_admin_required(request: Request, message: str) -> None:
+    """Writes that change what the workspace's keys may do are for owners and admins (or an
+    admin token), not every member."""
+    membership = getattr(request._request, "membership", None)
+    if not isinstance(request.auth, AdminToken) and not (membership is not None and membership.is_admin):
+        raise exceptions.PermissionDenied(message)

@@ -60,7 +60,7 @@ class WorkspaceSettingsForm(SpendPolicyForm):
         label="Semantic match threshold", min_value=0.5, max_value=1.0, required=False,
         help_text="Cosine similarity from 0.5 to 1.0 a cached prompt needs; higher is stricter. Empty: the default.")
     cache_max_mb = forms.IntegerField(
-        label="Cache size cap (MB)", min_value=1, required=False,
+        label="Cache size cap (MB)", min_value=1, max_value=1_000_000, required=False,
         help_text="For the exact and the semantic cache each; above it, the oldest answers are evicted every few "
                   f"minutes. Empty: {CACHE_MAX_MB_DEFAULT} MB.")
 

@@ -33,7 +33,7 @@ class Workspace(TenantMixin, SpendPolicy):
         help_text="Cosine similarity a cached prompt needs to be considered (0.5-1.0). Empty: the default.",
     )
     cache_max_mb = models.PositiveIntegerField(
-        default=100, validators=[MinValueValidator(1)],
+        default=100, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
         help_text="Size cap of the workspace's cached answers (exact and semantic each); the oldest go first.",
     )
 

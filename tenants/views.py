@@ -7,6 +7,7 @@ from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
+from redis.exceptions import RedisError
 
 from analytics.models import UsageEvent
 from billing.models import Plan
@@ -143,7 +144,11 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
 @workspace_admin_required
 @require_POST
 def workspace_cache_clear(request: HttpRequest) -> HttpResponse:
-    cleared = cache_clear(workspace=request.workspace)
+    try:
+        cleared = cache_clear(workspace=request.workspace)
+    except RedisError:
+        messages.error(request, "The cache store is unavailable; nothing was cleared. Try again shortly.")
+        return redirect("tenants:settings")
     messages.success(request, f"Cache cleared: {cleared['exact_entries']} exact and {cleared['semantic_entries']} "
                               "semantic entries removed.")
     return redirect("tenants:settings")

@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='workspace',
             name='cache_max_mb',
-            field=models.PositiveIntegerField(default=100, help_text="Size cap of the workspace's cached answers (exact and semantic each); the oldest go first.", validators=[django.core.validators.MinValueValidator(1)]),
+            field=models.PositiveIntegerField(default=100, help_text="Size cap of the workspace's cached answers (exact and semantic each); the oldest go first.", validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000000)]),
         ),
         migrations.AddField(
             model_name='workspace',

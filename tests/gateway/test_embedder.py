@@ -97,3 +97,17 @@ def test_a_missing_service_is_a_none_and_is_not_retried_at_once() -> None:
     result, down_until, verdict = asyncio.run(work())
     assert result is None and verdict is None
     assert down_until > time.monotonic(), "the next attempt waits a few seconds"
+
+
+def test_a_reply_that_arrives_after_its_caller_gave_up_does_not_derail_the_next(model) -> None:  # type: ignore[no-untyped-def]
+    async def work(client: EmbedderClient):  # type: ignore[no-untyped-def]
+        client.timeout = 0.0001  # gives up before the model answers
+        late = await client.verify("How do I defrost chicken?", "How do I thaw chicken?", 0.9)
+        client.timeout = 30
+        await asyncio.sleep(0.5)  # the late reply comes in meanwhile
+        return late, await client.embed("a question after it"), await client.verify("a b", "a b c", 0.9)
+
+    late, vector, verdict = asyncio.run(_with_service(model, work))
+    assert late is None
+    assert vector is not None and len(vector) == 384 * 4
+    assert verdict is not None and 0 <= verdict <= 1

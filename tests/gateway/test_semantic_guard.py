@@ -345,3 +345,17 @@ def test_capital_of_france_paraphrases() -> None:
     ):
         assert hits(cached, query, 0.92), query
     assert not hits(cached, "What is the capital of Germany?", 0.92)
+
+
+def test_unusual_letters_never_crash_the_rules() -> None:
+    from gateway.semantic_guard import hard_reject
+
+    assert hard_reject("İm tired of this", "Im tired of this") is None
+    assert hard_reject("IM ready", "İM ready") is None
+
+
+def test_long_numbers_that_differ_late_do_not_match() -> None:
+    from gateway.semantic_guard import hard_reject
+
+    assert hard_reject("Look up order 12345678901234567890", "Look up order 12345678901234567891") == "numbers"
+    assert hard_reject("Look up order 12345678901234567890", "look up order 12345678901234567890") is None

@@ -62,7 +62,7 @@ def test_admins_change_key_limits_on_its_page_and_the_gateway_gets_them(make_use
     client = Client()
     client.force_login(owner)
     page = client.post(f"/keys/{key.pk}/", form, follow=True).content.decode()
-    assert "Limits saved" in page and "30 requests / minute" in page and "alerts at 50%, 90%" in page
+    assert "Settings saved" in page and "30 requests / minute" in page and "alerts at 50%, 90%" in page
     policy = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["key"]
     assert policy == {"rpm": 30, "budget": {"amount": "5.00", "period": "daily", "hard": True, "thresholds": [50, 90]}}
     bad = client.post(f"/keys/{key.pk}/", {**form, "budget_alert_thresholds": "lots"}).content.decode()

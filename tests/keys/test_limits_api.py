@@ -80,3 +80,22 @@ def test_only_owners_and_admins_change_workspace_settings(make_workspace, make_u
     assert client.get("/api/workspace/").status_code == 200
     response = client.patch("/api/workspace/", {"rpm_limit": 1}, content_type="application/json")
     assert response.status_code == 403
+
+
+def test_a_member_may_rename_a_key_but_not_change_its_limits_or_cache(make_workspace, make_user, client):  # type: ignore[no-untyped-def]
+    from keys.services import api_key_create
+
+    workspace = make_workspace()
+    member = make_user()
+    member_add(workspace=workspace, user=member, role="member")
+    key, _ = api_key_create(workspace=workspace, name="shared", created_by_id=member.pk)
+    client.force_login(member)
+    session = client.session
+    session["workspace_id"] = workspace.pk
+    session.save()
+    for body in ({"rpm_limit": 1}, {"cache_semantic": True}, {"cache_ttl_seconds": 86400}):
+        response = client.patch(f"/api/keys/{key.pk}/", body, content_type="application/json")
+        assert response.status_code == 403, body
+    renamed = client.patch(f"/api/keys/{key.pk}/", {"name": "renamed"}, content_type="application/json")
+    assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+    assert client.get(f"/api/keys/{key.pk}/").json()["cache_semantic"] is None

@@ -165,3 +165,16 @@ def test_settings_page_still_works_while_redis_is_unreachable(make_user, make_wo
     assert page.status_code == 200
     text = page.content.decode()
     assert 'data-testid="cache-exact">unavailable' in text and 'data-testid="cache-semantic">1 entry' in text
+
+
+def test_clearing_while_redis_is_down_is_a_503_not_a_crash(make_workspace, monkeypatch):  # type: ignore[no-untyped-def]
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import tenants.api
+
+    def unavailable(**_):  # type: ignore[no-untyped-def]
+        raise RedisConnectionError("down")
+
+    monkeypatch.setattr(tenants.api, "cache_clear", unavailable)
+    response = _admin_api(make_workspace()).post("/api/workspace/cache/clear/")
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]
