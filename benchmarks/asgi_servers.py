@@ -1,0 +1,604 @@
+"""Which ASGI server should serve the gateway in production? Measure daphne, uvicorn
+(uvloop + httptools) and granian on the real application (`aiproxy_site.asgi:application`).
+
+    .venv/bin/python benchmarks/asgi_servers.py                       # all three, ~10 s per point
+    .venv/bin/python benchmarks/asgi_servers.py --servers uvicorn granian --seconds 5
+
+Starts everything itself on its own embedded PostgreSQL and Redis (.aiproxy/bench-asgi):
+migrations, the demo workspace (moved to an unmetered plan, response cache off, so every
+request goes upstream), the fake provider (50 ms latency) pinned to CPU 1, then each
+server in turn with one worker pinned to CPU 0, and the load generator
+(benchmarks/loadgen.py) pinned to CPU 1. For each server it measures the fake provider
+directly (the baseline) and through the gateway at concurrency 1, 16 and 64, plus one
+streaming run (stream=true, concurrency 16, time to first byte); records the server's CPU
+seconds (its whole process tree, from /proc) and peak RSS (VmHWM); and probes lifespan and
+Channels WebSocket support. Prints a table and writes benchmarks/results/asgi_servers.json.
+Every child runs in its own session and is stopped on exit, Ctrl-C or SIGTERM; the embedded
+databases are stopped too unless --keep-db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AIPROXY_DATA_DIR", str(ROOT / ".aiproxy" / "bench-asgi"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiproxy_site.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+PY = sys.executable
+BIN = Path(PY).parent
+APP = "aiproxy_site.asgi:application"
+PROBE_APP = "benchmarks.ws_probe:application"
+SERVER_CPU = 0
+CLIENT_CPU = 1
+MODEL = "fake-openai"
+RESULTS = ROOT / "benchmarks" / "results" / "asgi_servers.json"
+
+
+def server_commands(host: str, port: int, app: str) -> dict[str, list[str]]:
+    """The command line of each candidate, one worker, as it would run in production
+    (minus the bind address)."""
+    return {
+        # -v 0: daphne's default verbosity (1) writes an access-log line per request to stdout
+        "daphne": [PY, "-m", "daphne", "-b", host, "-p", str(port), "-v", "0", app],
+        # the Procfile's line as it stands (access log on), for reference
+        "daphne-default": [PY, "-m", "daphne", "-b", host, "-p", str(port), app],
+        "uvicorn": [PY, "-m", "uvicorn", app, "--host", host, "--port", str(port), "--workers", "1",
+                    "--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log",
+                    "--log-level", "warning", "--timeout-keep-alive", "75"],
+        "granian": [str(BIN / "granian"), "--interface", "asginl", "--host", host, "--port", str(port),
+                    "--workers", "1", "--loop", "uvloop", "--no-access-log", "--log-level", "warning", app],
+        # granian picks its multi-threaded Rust runtime for ASGI; the single-threaded one may
+        # suit a worker that owns one core
+        "granian-st": [str(BIN / "granian"), "--interface", "asginl", "--host", host, "--port", str(port),
+                       "--workers", "1", "--runtime-mode", "st", "--loop", "uvloop", "--no-access-log",
+                       "--log-level", "warning", app],
+    }
+
+
+# ---------------------------------------------------------------- processes
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def spawn(cmd: list[str], cpu: int | None, log: Path | None = None, env: dict[str, str] | None = None,
+          capture: bool = False) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (so its whole group can be stopped), pinned to `cpu`;
+    stdout+stderr go to `log`, or stdout is piped back with `capture`."""
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    sink: Any = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env or os.environ.copy(),
+                            stdout=subprocess.PIPE if capture else sink,
+                            stderr=sink if capture else subprocess.STDOUT, start_new_session=True)
+    _children.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    # the group may outlive its leader (granian workers)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc in _children:
+        _children.remove(proc)
+
+
+def stop_all_children() -> None:
+    for proc in list(reversed(_children)):
+        stop(proc)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 60,
+              proc: subprocess.Popen[bytes] | None = None) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url}: server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def tree(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process and its descendants (threads included), from /proc/<pid>/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in tree(pid):
+        try:
+            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # fields 14, 15 of stat
+    return total
+
+
+def peak_rss_mb(pid: int) -> dict[str, float]:
+    """VmHWM (peak resident set) of each process in the tree: the largest and the sum."""
+    peaks = []
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return {"max_process": round(max(peaks, default=0), 1), "tree_total": round(sum(peaks), 1)}
+
+
+def cpu_ticks() -> dict[int, tuple[int, int, int]]:
+    """(busy, steal, total) jiffies of each CPU, from /proc/stat."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *vals = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in vals[:8])
+            out[int(name[3:])] = (user + nice + system + irq + softirq, steal,
+                                  user + nice + system + idle + iowait + irq + softirq + steal)
+    return out
+
+
+def cpu_busy(before: dict[int, tuple[int, int, int]], after: dict[int, tuple[int, int, int]]) -> dict[str, float]:
+    """Busy and stolen (hypervisor) fraction of each CPU between two cpu_ticks() readings."""
+    out = {}
+    for c in sorted(after):
+        if c in before:
+            total = max(1, after[c][2] - before[c][2])
+            out[f"cpu{c}_busy"] = round((after[c][0] - before[c][0]) / total, 3)
+            out[f"cpu{c}_steal"] = round((after[c][1] - before[c][1]) / total, 3)
+    return out
+
+
+def fake_stats(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as r:
+        return json.loads(r.read())
+
+
+# ---------------------------------------------------------------- setup
+
+def setup(gateway_port: int) -> tuple[str, dict[str, Any]]:
+    """Migrate, create the demo, make it unmetered and uncached; return the key and notes."""
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    os.environ["DATABASE_URL"] = settings.DATABASE_URL
+    os.environ["REDIS_URL"] = settings.REDIS_URL
+    with contextlib.redirect_stdout(io.StringIO()):  # django-tenants prints each migration regardless
+        call_command("migrate_schemas", "--shared", verbosity=0)
+        call_command("migrate_schemas", "--tenant", verbosity=0)
+        call_command("demo_setup", base_url=f"http://127.0.0.1:{gateway_port}", verbosity=0)
+
+    from billing.models import Plan
+    from tenants.models import Workspace
+    from tenants.services import workspace_policy_update
+
+    plan, _ = Plan.objects.get_or_create(code="bench-unmetered",
+                                         defaults={"name": "Benchmark (unmetered)", "monthly_request_quota": None})
+    workspace = Workspace.objects.get(slug="demo")
+    workspace_policy_update(workspace=workspace, plan=plan, cache_enabled=False, rpm_limit=None, tpm_limit=None,
+                            budget_amount=None)
+
+    from aiproxy_site.embedded import data_dir
+
+    env = dict(line.split("=", 1) for line in (data_dir() / "demo.env").read_text().splitlines() if "=" in line)
+    notes: dict[str, Any] = {"plan": plan.code, "cache_enabled": False}
+    # Redis is on the hot path: keep it off the server's CPU
+    pidfile = data_dir() / "redis" / "redis.pid"
+    if pidfile.exists():
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setaffinity(int(pidfile.read_text().strip()), {CLIENT_CPU})
+            notes["redis_cpu"] = CLIENT_CPU
+    return env["AIPROXY_API_KEY"].strip(), notes
+
+
+def trim_usage_stream() -> None:
+    """No Celery worker drains the usage stream during the benchmark; keep Redis small."""
+    import redis
+
+    from gateway.record import USAGE_STREAM
+
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis.from_url(os.environ["REDIS_URL"]).xtrim(USAGE_STREAM, maxlen=0)
+
+
+# ---------------------------------------------------------------- load
+
+def load(url: str, key: str | None, concurrency: int, seconds: float, stream: bool = False,
+         requests: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": "Say hello in five words."}]}
+    if stream:
+        body["stream"] = True
+    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--url", url, "--body", json.dumps(body),
+           "-c", str(concurrency), "--seconds", str(seconds), "--json", "--grace", "15"]
+    if requests is not None:
+        cmd += ["--requests", str(requests)]
+    if stream:
+        cmd.append("--stream")
+    if key:
+        cmd += ["-H", f"Authorization: Bearer {key}"]
+    proc = spawn(cmd, CLIENT_CPU, capture=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds + 60)
+    finally:
+        stop(proc)
+    return json.loads(out)
+
+
+# ---------------------------------------------------------------- probes
+
+async def _ws_probe(port: int) -> str:
+    import websockets
+
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/bench-echo/", open_timeout=5) as ws:
+            await ws.send("ping")
+            reply = await asyncio.wait_for(ws.recv(), 5)
+            return "ok" if reply == "ping" else f"unexpected reply {reply!r}"
+    except Exception as exc:  # noqa: BLE001 - a probe reports whatever went wrong
+        return f"failed: {type(exc).__name__}: {exc}"
+
+
+async def _disconnect_probe(port: int, fake_port: int, key: str) -> str:
+    """Start a slow stream through the gateway, hang up after the first chunk, and see whether
+    the upstream stream is abandoned (the server must deliver http.disconnect to the app)."""
+    before = fake_stats(fake_port)
+    body = json.dumps({"model": MODEL, "stream": True, "messages": [
+        {"role": "user", "content": "[[fake:tps=5]] [[fake:words=60]] [[fake:ttft_ms=10]] tell me a story"}]}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        writer.close()
+        return f"stream refused: {head[:40]!r}"
+    await asyncio.wait_for(reader.read(1), 10)
+    writer.close()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 8:
+        await asyncio.sleep(0.1)
+        now = fake_stats(fake_port)
+        if now["streams_abandoned"] > before["streams_abandoned"]:
+            return f"ok (upstream abandoned after {time.monotonic() - t0:.1f} s)"
+        if now["streams_completed"] > before["streams_completed"]:
+            return "upstream stream ran to completion after the client left"
+    return "upstream stream still running 8 s after the client left"
+
+
+def probe(name: str, port: int, fake_port: int, key: str, logdir: Path) -> dict[str, Any]:
+    """Start the server on the probe app (the real app plus an echo WebSocket consumer behind
+    Channels' AuthMiddlewareStack) and check HTTP (Django and gateway), WebSocket and that a
+    client hanging up on a stream stops the upstream stream."""
+    cmd = server_commands("127.0.0.1", port, PROBE_APP)[name]
+    log = logdir / f"{name}-probe.log"
+    proc = spawn(cmd, SERVER_CPU, log)
+    out: dict[str, Any] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/accounts/login/", proc=proc)
+        out["django_login_page"] = wait_http(f"http://127.0.0.1:{port}/accounts/login/")
+        out["gateway_models"] = wait_http(f"http://127.0.0.1:{port}/v1/models",
+                                          headers={"Authorization": f"Bearer {key}"})
+        out["websocket_echo"] = asyncio.run(_ws_probe(port))
+        out["stream_client_disconnect"] = asyncio.run(_disconnect_probe(port, fake_port, key))
+    except Exception as exc:  # noqa: BLE001
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        stop(proc)
+    out["log_tail"] = log.read_text(errors="replace").strip().splitlines()[-5:]
+    return out
+
+
+def lifespan_probe(name: str, port: int, logdir: Path) -> dict[str, Any]:
+    """Start the real app with the server's lifespan handling left on (its default) and
+    report whether it serves and what it logs."""
+    if name.startswith("daphne"):
+        return {"note": "daphne does not implement the lifespan protocol; nothing to switch off"}
+    cmd = server_commands("127.0.0.1", port, APP)[name]
+    if name == "uvicorn":
+        cmd = [c for c in cmd if c not in ("--lifespan", "off")] + ["--lifespan", "auto", "--log-level", "info"]
+    else:
+        cmd = [("asgi" if c == "asginl" else c) for c in cmd]  # granian's asgi interface runs lifespan
+    log = logdir / f"{name}-lifespan.log"
+    proc = spawn(cmd, SERVER_CPU, log)
+    out: dict[str, Any] = {"command": " ".join(cmd[1:] if cmd[0] == PY else cmd)}
+    try:
+        out["status"] = wait_http(f"http://127.0.0.1:{port}/accounts/login/", proc=proc, timeout=30)
+    except Exception as exc:  # noqa: BLE001
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        stop(proc)
+    out["log_tail"] = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-6:]
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+Test = tuple[int, bool]  # (concurrency, stream)
+
+
+def test_name(test: Test) -> str:
+    return f"{'stream' if test[1] else 'c'}{test[0]}"
+
+
+def measure_direct(fake_port: int, tests: list[Test], seconds: float) -> dict[str, dict[str, Any]]:
+    """The baseline: the same load straight at the fake provider."""
+    url = f"http://127.0.0.1:{fake_port}/v1/chat/completions"
+    return {test_name(t): load(url, None, t[0], seconds, stream=t[1]) for t in tests}
+
+
+def bench_server(name: str, port: int, fake_port: int, key: str, seconds: float, tests: list[Test],
+                 direct: dict[str, dict[str, Any]], logdir: Path) -> dict[str, Any]:
+    cmd = server_commands("127.0.0.1", port, APP)[name]
+    log = logdir / f"{name}.log"
+    proc = spawn(cmd, SERVER_CPU, log)
+    gw_url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    result: dict[str, Any] = {"command": " ".join(cmd), "runs": []}
+    try:
+        started = time.monotonic()
+        wait_http(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"}, proc=proc)
+        result["startup_s"] = round(time.monotonic() - started, 2)
+        result["rss_after_start_mb"] = peak_rss_mb(proc.pid)
+        load(gw_url, key, 16, 2.0)  # warm: directory, pools, code paths
+        load(gw_url, key, 16, 1.0, stream=True)
+        for test in tests:
+            concurrency, stream = test
+            trim_usage_stream()
+            up0 = fake_stats(fake_port)["requests"]
+            cpu0, ticks0 = cpu_seconds(proc.pid), cpu_ticks()
+            gw = load(gw_url, key, concurrency, seconds, stream=stream)
+            cpu, busy = cpu_seconds(proc.pid) - cpu0, cpu_busy(ticks0, cpu_ticks())
+            upstream = fake_stats(fake_port)["requests"] - up0
+            d = direct[test_name(test)]
+            sec = "ttfb_ms" if stream else "latency_ms"
+            run = {
+                "test": test_name(test), "concurrency": concurrency, "stream": stream, "direct": d, "gateway": gw,
+                "gateway_cpu_s": round(cpu, 2),
+                "gateway_cpu_ms_per_req": round(cpu * 1000 / gw["ok"], 3) if gw["ok"] else None,
+                "gateway_cpu_util": round(cpu / gw["elapsed_s"], 3),
+                # whole-machine view: CPU 0 = server, CPU 1 = fake provider + load + Redis
+                "host_cpu": busy,
+                "upstream_requests": upstream,
+                "overhead_p50_ms": _diff(gw, d, sec, "p50"),
+                "overhead_p99_ms": _diff(gw, d, sec, "p99"),
+            }
+            result["runs"].append(run)
+            print(_row(name, run), flush=True)
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}")
+        result["peak_rss_mb"] = peak_rss_mb(proc.pid)
+    finally:
+        stop(proc)
+    result["log_tail"] = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-10:]
+    return result
+
+
+def _diff(gw: dict[str, Any], direct: dict[str, Any], section: str, q: str) -> float | None:
+    a, b = gw.get(section, {}).get(q), direct.get(section, {}).get(q)
+    return None if a is None or b is None else round(a - b, 2)
+
+
+HEADER = (f"{'server':10} {'test':8} {'rps direct':>10} {'rps gw':>7} {'p50 d/gw ms':>13} {'p99 d/gw ms':>13} "
+          f"{'+p50':>5} {'+p99':>6} {'err':>4} {'cpu ms/req':>10} {'cpu0 busy':>9} {'steal':>5}")
+
+
+def _row(name: str, run: dict[str, Any]) -> str:
+    d, g = run["direct"], run["gateway"]
+    sec = "ttfb_ms" if run["stream"] else "latency_ms"
+    host = run["host_cpu"]
+    return (f"{name:10} {run['test']:8} {d['rps']:>10.0f} {g['rps']:>7.0f} "
+            f"{d[sec]['p50']:>6.1f}/{g[sec]['p50']:<6.1f} {d[sec]['p99']:>6.1f}/{g[sec]['p99']:<6.1f} "
+            f"{run['overhead_p50_ms'] or 0:>5.1f} {run['overhead_p99_ms'] or 0:>6.1f} "
+            f"{g['errors'] + d['errors']:>4} {run['gateway_cpu_ms_per_req'] or 0:>10.2f} "
+            f"{host.get('cpu0_busy', 0):>9.0%} {host.get('cpu0_steal', 0):>5.0%}")
+
+
+def _median(values: list[float | None]) -> float | None:
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return round(vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2, 2)
+
+
+def summarize(rounds: list[dict[str, Any]], servers: list[str], tests: list[Test]) -> dict[str, Any]:
+    """Median over rounds of each server's figures for each test."""
+    out: dict[str, Any] = {}
+    for name in servers:
+        out[name] = {}
+        for test in tests:
+            runs = [run for r in rounds if name in r["servers"] for run in r["servers"][name]["runs"]
+                    if run["test"] == test_name(test)]
+            sec = "ttfb_ms" if test[1] else "latency_ms"
+            out[name][test_name(test)] = {
+                "rounds": len(runs),
+                "direct_rps": _median([r["direct"]["rps"] for r in runs]),
+                "gateway_rps": _median([r["gateway"]["rps"] for r in runs]),
+                f"direct_{sec[:-3]}_p50_ms": _median([r["direct"][sec]["p50"] for r in runs]),
+                f"gateway_{sec[:-3]}_p50_ms": _median([r["gateway"][sec]["p50"] for r in runs]),
+                f"gateway_{sec[:-3]}_p99_ms": _median([r["gateway"][sec]["p99"] for r in runs]),
+                "overhead_p50_ms": _median([r["overhead_p50_ms"] for r in runs]),
+                "overhead_p99_ms": _median([r["overhead_p99_ms"] for r in runs]),
+                "errors": sum(r["gateway"]["errors"] + r["direct"]["errors"] for r in runs),
+                "gateway_cpu_s": _median([r["gateway_cpu_s"] for r in runs]),
+                "gateway_cpu_ms_per_req": _median([r["gateway_cpu_ms_per_req"] for r in runs]),
+                "cpu0_busy": _median([r["host_cpu"].get("cpu0_busy") for r in runs]),
+            }
+        peaks = [r["servers"][name].get("peak_rss_mb", {}).get("max_process") for r in rounds if name in r["servers"]]
+        out[name]["peak_rss_mb"] = max((p for p in peaks if p is not None), default=None)
+    return out
+
+
+def _print_summary(report: dict[str, Any]) -> None:
+    rounds = len(report["rounds"])
+    print(f"\nMedians over {rounds} round(s); overhead = gateway minus direct (TTFB for stream16)")
+    print(f"{'server':10} {'test':8} {'rps direct':>10} {'rps gw':>7} {'gw p50':>7} {'gw p99':>7} {'+p50':>6} "
+          f"{'+p99':>6} {'err':>4} {'cpu s':>6} {'cpu ms/req':>10} {'cpu0 busy':>9}")
+    for name, tests in report["summary"].items():
+        for test, m in tests.items():
+            if not isinstance(m, dict):
+                continue
+            p50 = m.get("gateway_ttfb_p50_ms", m.get("gateway_latency_p50_ms"))
+            p99 = m.get("gateway_ttfb_p99_ms", m.get("gateway_latency_p99_ms"))
+            print(f"{name:10} {test:8} {m['direct_rps'] or 0:>10.0f} {m['gateway_rps'] or 0:>7.0f} {p50 or 0:>7.1f} "
+                  f"{p99 or 0:>7.1f} {m['overhead_p50_ms'] or 0:>6.1f} {m['overhead_p99_ms'] or 0:>6.1f} "
+                  f"{m['errors']:>4} {m['gateway_cpu_s'] or 0:>6.2f} {m['gateway_cpu_ms_per_req'] or 0:>10.2f} "
+                  f"{m['cpu0_busy'] or 0:>9.0%}")
+    print(f"\n{'server':10} {'peak RSS MB':>11} {'startup s':>9}  {'lifespan (default on)':34} {'websocket':9}  "
+          "client hang-up on a stream")
+    for name, r in report["probes"].items():
+        lp = r.get("lifespan", {})
+        life = lp.get("note") or (f"serves ({lp.get('status')}), see log" if "status" in lp else lp.get("error", "-"))
+        ch = r.get("channels", {})
+        print(f"{name:10} {report['summary'][name]['peak_rss_mb'] or 0:>11.1f} {r.get('startup_s') or 0:>9.2f}  "
+              f"{str(life)[:34]:34} {ch.get('websocket_echo', '-')[:9]:9}  {ch.get('stream_client_disconnect', '-')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--servers", nargs="+", default=["daphne", "uvicorn", "granian", "granian-st"],
+                        choices=["daphne", "daphne-default", "uvicorn", "granian", "granian-st"])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--stream-concurrency", type=int, default=16, help="0 skips the streaming run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="repeat everything this many times (server order rotated) and report medians")
+    parser.add_argument("--port", type=int, default=18000, help="gateway port (127.0.0.1)")
+    parser.add_argument("--fake-port", type=int, default=18100)
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake provider's answer latency")
+    parser.add_argument("--no-probes", action="store_true", help="skip the lifespan and WebSocket probes")
+    parser.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL and Redis running")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        print("needs at least 2 CPUs (server on CPU 0, fake provider and load on CPU 1)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)  # also when started with SIGINT ignored (background jobs)
+    os.environ["FAKE_PROVIDER_URL"] = f"http://127.0.0.1:{args.fake_port}"
+    logdir = Path(os.environ["AIPROXY_DATA_DIR"]) / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    tests: list[Test] = [(c, False) for c in args.concurrency]
+    if args.stream_concurrency:
+        tests.append((args.stream_concurrency, True))
+    ci_busy = subprocess.run(["pgrep", "-f", "ci-clone"], capture_output=True).returncode == 0
+    report: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "other_heavy_jobs_seen": ci_busy},
+        "versions": _versions(),
+        "setup": {"seconds_per_run": args.seconds, "rounds": args.rounds, "fake_latency_ms": args.latency_ms,
+                  "model": MODEL, "server_cpu": SERVER_CPU, "fake_provider_load_and_redis_cpu": CLIENT_CPU,
+                  "commands": {n: " ".join(c) for n, c in server_commands("127.0.0.1", args.port, APP).items()
+                               if n in args.servers}},
+        "rounds": [],
+        "probes": {},
+    }
+    try:
+        key, notes = setup(args.port)
+        report["setup"].update(notes)
+        fake_env = {**os.environ, "FAKE_LATENCY_MS": str(args.latency_ms), "FAKE_WORDS": "12"}
+        fake_cmd = [PY, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port",
+                    str(args.fake_port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+                    "--log-level", "warning"]
+        fake = spawn(fake_cmd, CLIENT_CPU, logdir / "fake-provider.log", env=fake_env)
+        wait_http(f"http://127.0.0.1:{args.fake_port}/health", proc=fake)
+        report["setup"]["fake_provider_command"] = " ".join(fake_cmd)
+        for i in range(args.rounds):
+            order = args.servers[i % len(args.servers):] + args.servers[:i % len(args.servers)]
+            print(f"\nround {i + 1}/{args.rounds}\n{HEADER}", flush=True)
+            direct = measure_direct(args.fake_port, tests, args.seconds)
+            rnd: dict[str, Any] = {"direct": direct, "servers": {}}
+            for name in order:
+                rnd["servers"][name] = bench_server(name, args.port, args.fake_port, key, args.seconds, tests,
+                                                    direct, logdir)
+            report["rounds"].append(rnd)
+        for name in args.servers:
+            report["probes"][name] = {"startup_s": _median([r["servers"][name]["startup_s"] for r in report["rounds"]])}
+            if not args.no_probes:
+                report["probes"][name]["lifespan"] = lifespan_probe(name, args.port, logdir)
+                report["probes"][name]["channels"] = probe(name, args.port, args.fake_port, key, logdir)
+        report["summary"] = summarize(report["rounds"], args.servers, tests)
+        report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        _print_summary(report)
+        print(f"\nwrote {args.out}")
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping", file=sys.stderr)
+        return 130
+    finally:
+        stop_all_children()
+        if "REDIS_URL" in os.environ:
+            trim_usage_stream()
+        if not args.keep_db:
+            from aiproxy_site.embedded import stop_all
+
+            stop_all()
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("daphne", "twisted", "uvicorn", "uvloop", "httptools", "granian", "django", "channels", "aiohttp"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
