@@ -57,3 +57,25 @@ def semantic_entry_create(workspace: Workspace, *, size_bytes: int = 1000, creat
 def semantic_ids(workspace: Workspace) -> set[int]:
     with schema_context(workspace.schema_name):
         return set(SemanticEntry.objects.values_list("id", flat=True))
+
+
+def hot_cache_policy(secret: str) -> dict | None:  # type: ignore[type-arg]
+    """The cache settings in the key's hot record, as the gateway reads them."""
+    import orjson
+
+    from gateway.directory import KEY_PREFIX, redis_sync
+    from keys.tokens import token_hash
+
+    return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")  # type: ignore[no-any-return]
+
+
+def admin_api_client(workspace: Workspace):  # type: ignore[no-untyped-def]
+    """A management API client authenticated with a new workspace admin token."""
+    from rest_framework.test import APIClient
+
+    from tenants.services import admin_token_create
+
+    _, secret = admin_token_create(workspace=workspace, name="ci", created_by=None)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import orjson
 from django.test import Client
-from rest_framework.test import APIClient
 
-from gateway.directory import KEY_PREFIX, redis_sync
 from keys.services import api_key_create
-from keys.tokens import token_hash
-from tenants.services import admin_token_create, workspace_policy_update
+from tenants.services import workspace_policy_update
+from tests.cache.seed import admin_api_client, hot_cache_policy
 
 LIMITS = {"rpm_limit": "", "tpm_limit": "", "budget_amount": "", "budget_period": "monthly", "budget_alert_thresholds": ""}
-
-
-def _cache_policy(secret: str) -> dict | None:
-    return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")
-
-
-def _admin_api(workspace):  # type: ignore[no-untyped-def]
-    _, token = admin_token_create(workspace=workspace, name="ci", created_by=None)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
 
 
 def test_key_overrides_set_by_patch_are_published_and_null_inherits_again(make_workspace):  # type: ignore[no-untyped-def]
@@ -30,7 +16,7 @@ def test_key_overrides_set_by_patch_are_published_and_null_inherits_again(make_w
     workspace_policy_update(workspace=workspace, cache_ttl_seconds=3600, cache_semantic=False)
     key, secret = api_key_create(workspace=workspace, name="chatbot")
     other, other_secret = api_key_create(workspace=workspace, name="batch")
-    client = _admin_api(workspace)
+    client = admin_api_client(workspace)
 
     response = client.patch(f"/api/keys/{key.pk}/", {"cache_semantic": True, "cache_semantic_threshold": 0.8,
                                                      "cache_ttl_seconds": 120}, format="json")
@@ -38,22 +24,22 @@ def test_key_overrides_set_by_patch_are_published_and_null_inherits_again(make_w
     body = response.json()
     assert (body["cache_enabled"], body["cache_semantic"], body["cache_semantic_threshold"], body["cache_ttl_seconds"]) \
         == (None, True, 0.8, 120)
-    assert _cache_policy(secret) == {"ttl": 120, "scope": "workspace", "nondeterministic": False, "semantic": True,
+    assert hot_cache_policy(secret) == {"ttl": 120, "scope": "workspace", "nondeterministic": False, "semantic": True,
                                      "threshold": 0.8}
-    assert _cache_policy(other_secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
+    assert hot_cache_policy(other_secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
 
     client.patch(f"/api/keys/{other.pk}/", {"cache_enabled": False}, format="json")
-    assert _cache_policy(other_secret) is None  # no caching at all for this key
+    assert hot_cache_policy(other_secret) is None  # no caching at all for this key
 
     client.patch(f"/api/keys/{key.pk}/", {"cache_semantic": None, "cache_semantic_threshold": None,
                                           "cache_ttl_seconds": None}, format="json")
-    assert _cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
+    assert hot_cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
 
 
 def test_bad_key_cache_values_are_400_naming_the_field(make_workspace):  # type: ignore[no-untyped-def]
     workspace = make_workspace()
     key, secret = api_key_create(workspace=workspace, name="k")
-    client = _admin_api(workspace)
+    client = admin_api_client(workspace)
     for body, field in [({"cache_semantic_threshold": 0.2}, "cache_semantic_threshold"),
                         ({"cache_semantic_threshold": 2}, "cache_semantic_threshold"),
                         ({"cache_ttl_seconds": 0}, "cache_ttl_seconds"),
@@ -78,11 +64,11 @@ def test_key_page_sets_cache_overrides_and_shows_the_effective_settings(make_use
                                             "cache_semantic_threshold": "0.95", "cache_ttl_seconds": "90"},
                        follow=True).content.decode()
     assert "saved" in page and "On, answers kept 90 s" in page and "Semantic on, threshold 0.95" in page
-    assert _cache_policy(secret) == {"ttl": 90, "scope": "workspace", "nondeterministic": False, "semantic": True,
+    assert hot_cache_policy(secret) == {"ttl": 90, "scope": "workspace", "nondeterministic": False, "semantic": True,
                                      "threshold": 0.95}
 
     page = client.post(f"/keys/{key.pk}/", {**LIMITS, "cache_enabled": "false"}, follow=True).content.decode()
-    assert 'data-testid="key-cache"><h2>Response cache</h2>\n    <p>Off' in page and _cache_policy(secret) is None
+    assert 'data-testid="key-cache"><h2>Response cache</h2>\n    <p>Off' in page and hot_cache_policy(secret) is None
 
     bad = client.post(f"/keys/{key.pk}/", {**LIMITS, "cache_semantic_threshold": "0.1"}).content.decode()
-    assert "greater than or equal to 0.5" in bad and _cache_policy(secret) is None
+    assert "greater than or equal to 0.5" in bad and hot_cache_policy(secret) is None

@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import orjson
 from django.test import Client
-from rest_framework.test import APIClient
 
-from gateway.directory import KEY_PREFIX, redis_sync
+from gateway.directory import redis_sync
 from keys.services import api_key_create
-from keys.tokens import token_hash
-from tenants.services import admin_token_create, member_add
-from tests.cache.seed import exact_entries_store, semantic_entry_create, semantic_ids
+from tenants.services import member_add
+from tests.cache.seed import (
+    admin_api_client,
+    exact_entries_store,
+    hot_cache_policy,
+    semantic_entry_create,
+    semantic_ids,
+)
 
 FORM = {"rpm_limit": "", "tpm_limit": "", "budget_amount": "", "budget_period": "monthly",
         "budget_alert_thresholds": "", "budget_alert_recipients": "", "cache_enabled": "on",
         "cache_ttl_seconds": "3600", "cache_scope": "workspace", "cache_max_mb": "100"}
-
-
-def _cache_policy(secret: str) -> dict | None:
-    return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")
-
-
-def _admin_api(workspace):  # type: ignore[no-untyped-def]
-    _, secret = admin_token_create(workspace=workspace, name="ci", created_by=None)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 def _member_client(make_user, workspace, role="member"):  # type: ignore[no-untyped-def]
@@ -50,10 +42,10 @@ def test_settings_page_turns_semantic_cache_on_and_every_key_gets_it(make_user, 
     assert "Settings saved" in response.content.decode()
     workspace.refresh_from_db()
     assert (workspace.cache_semantic, workspace.cache_semantic_threshold, workspace.cache_max_mb) == (True, 0.85, 20)
-    assert _cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True,
+    assert hot_cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True,
                                      "threshold": 0.85}
     client.post("/workspaces/settings/", {**FORM, "cache_semantic_threshold": ""})
-    assert _cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
+    assert hot_cache_policy(secret) == {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": False}
 
 
 def test_settings_page_refuses_a_threshold_out_of_range_and_a_zero_cap(make_user, make_workspace):  # type: ignore[no-untyped-def]
@@ -71,14 +63,14 @@ def test_settings_page_refuses_a_threshold_out_of_range_and_a_zero_cap(make_user
 def test_api_reads_and_sets_cache_settings_and_names_the_bad_field(make_workspace):  # type: ignore[no-untyped-def]
     workspace = make_workspace()
     _, secret = api_key_create(workspace=workspace, name="k")
-    client = _admin_api(workspace)
+    client = admin_api_client(workspace)
     body = client.get("/api/workspace/").json()
     assert (body["cache_semantic"], body["cache_semantic_threshold"], body["cache_max_mb"]) == (False, None, 100)
     response = client.patch("/api/workspace/", {"cache_semantic": True, "cache_semantic_threshold": 0.9,
                                                 "cache_max_mb": 250}, format="json")
     assert response.status_code == 200, response.json()
     assert (response.json()["cache_semantic_threshold"], response.json()["cache_max_mb"]) == (0.9, 250)
-    assert _cache_policy(secret)["semantic"] is True and _cache_policy(secret)["threshold"] == 0.9
+    assert hot_cache_policy(secret)["semantic"] is True and hot_cache_policy(secret)["threshold"] == 0.9
     for bad, field in [({"cache_semantic_threshold": 0.3}, "cache_semantic_threshold"),
                        ({"cache_semantic_threshold": 1.5}, "cache_semantic_threshold"),
                        ({"cache_max_mb": 0}, "cache_max_mb"), ({"cache_semantic": "sometimes"}, "cache_semantic")]:
@@ -133,7 +125,7 @@ def test_clear_api_returns_the_counts(make_user, make_workspace):  # type: ignor
     workspace = make_workspace()
     exact_entries_store(workspace, 4)
     semantic_entry_create(workspace)
-    response = _admin_api(workspace).post("/api/workspace/cache/clear/")
+    response = admin_api_client(workspace).post("/api/workspace/cache/clear/")
     assert response.status_code == 200 and response.json() == {"exact_entries": 4, "semantic_entries": 1}
     admin = _member_client(make_user, workspace, role="admin")
     again = admin.post("/api/workspace/cache/clear/")
@@ -141,7 +133,7 @@ def test_clear_api_returns_the_counts(make_user, make_workspace):  # type: ignor
 
 
 def test_clear_api_and_cache_fields_are_in_the_schema(make_workspace):  # type: ignore[no-untyped-def]
-    schema = _admin_api(make_workspace()).get("/api/schema/", {"format": "json"}).json()
+    schema = admin_api_client(make_workspace()).get("/api/schema/", {"format": "json"}).json()
     clear = schema["paths"]["/api/workspace/cache/clear/"]["post"]
     assert "200" in clear["responses"]
     fields = schema["components"]["schemas"]["WorkspaceSettings"]["properties"]
@@ -176,5 +168,5 @@ def test_clearing_while_redis_is_down_is_a_503_not_a_crash(make_workspace, monke
         raise RedisConnectionError("down")
 
     monkeypatch.setattr(tenants.api, "cache_clear", unavailable)
-    response = _admin_api(make_workspace()).post("/api/workspace/cache/clear/")
+    response = admin_api_client(make_workspace()).post("/api/workspace/cache/clear/")
     assert response.status_code == 503 and "unavailable" in response.json()["detail"]
