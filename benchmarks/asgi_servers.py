@@ -1,20 +1,25 @@
 """Which ASGI server should serve the gateway in production? Measure daphne, uvicorn
 (uvloop + httptools) and granian on the real application (`aiproxy_site.asgi:application`).
 
-    .venv/bin/python benchmarks/asgi_servers.py                       # all three, ~10 s per point
-    .venv/bin/python benchmarks/asgi_servers.py --servers uvicorn granian --seconds 5
+    .venv/bin/python benchmarks/asgi_servers.py                     # 3 rounds x 4 servers, ~12 min
+    .venv/bin/python benchmarks/asgi_servers.py --servers uvicorn granian --rounds 1 --seconds 5
 
 Starts everything itself on its own embedded PostgreSQL and Redis (.aiproxy/bench-asgi):
 migrations, the demo workspace (moved to an unmetered plan, response cache off, so every
-request goes upstream), the fake provider (50 ms latency) pinned to CPU 1, then each
-server in turn with one worker pinned to CPU 0, and the load generator
-(benchmarks/loadgen.py) pinned to CPU 1. For each server it measures the fake provider
-directly (the baseline) and through the gateway at concurrency 1, 16 and 64, plus one
-streaming run (stream=true, concurrency 16, time to first byte); records the server's CPU
-seconds (its whole process tree, from /proc) and peak RSS (VmHWM); and probes lifespan and
-Channels WebSocket support. Prints a table and writes benchmarks/results/asgi_servers.json.
-Every child runs in its own session and is stopped on exit, Ctrl-C or SIGTERM; the embedded
-databases are stopped too unless --keep-db.
+request goes upstream), the fake provider (50 ms latency, 12-word answers) pinned to CPU 1
+with Redis, then each server in turn with one worker pinned to CPU 0, and the load generator
+(benchmarks/loadgen.py, closed loop) pinned to CPU 1. Each round measures the fake provider
+directly (the baseline) and then every server through the gateway at concurrency 1, 16 and
+64, plus one streaming run (stream=true, concurrency 16, time to first byte), recording the
+server's CPU seconds (its whole process tree, from /proc/<pid>/stat) and peak RSS (VmHWM).
+Rounds rotate the server order and the summary takes medians. A run is flagged noisy when
+something else loaded CPU 0 or filled CPU 1 (another job on the host); the summary leaves
+flagged runs out when clean ones exist, and each round first waits for the host to be idle.
+Finally it probes each server: lifespan left at its default, Channels WebSocket (an echo
+consumer behind AuthMiddlewareStack, benchmarks/ws_probe.py), and whether a client hanging
+up on a stream stops the upstream stream. Prints a table and writes
+benchmarks/results/asgi_servers.json. Every child runs in its own session and is stopped on
+exit, Ctrl-C or SIGTERM; the embedded databases are stopped too unless --keep-db.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ SERVER_CPU = 0
 CLIENT_CPU = 1
 MODEL = "fake-openai"
 RESULTS = ROOT / "benchmarks" / "results" / "asgi_servers.json"
+NOISE_CPU0_OTHER = 0.10  # a run is flagged noisy above these (see bench_server)
+NOISE_CPU1_BUSY = 0.60
 
 
 def server_commands(host: str, port: int, app: str) -> dict[str, list[str]]:
@@ -191,6 +198,21 @@ def cpu_busy(before: dict[int, tuple[int, int, int]], after: dict[int, tuple[int
             out[f"cpu{c}_busy"] = round((after[c][0] - before[c][0]) / total, 3)
             out[f"cpu{c}_steal"] = round((after[c][1] - before[c][1]) / total, 3)
     return out
+
+
+def wait_quiet(limit_s: float, threshold: float = 0.10) -> float:
+    """Wait (at most limit_s) until no CPU is more than `threshold` busy over a 2 s sample,
+    so a round does not start in the middle of another job; returns the seconds waited."""
+    t0 = time.monotonic()
+    while True:
+        before = cpu_ticks()
+        time.sleep(2)
+        busy = cpu_busy(before, cpu_ticks())
+        if all(v <= threshold for k, v in busy.items() if k.endswith("_busy")):
+            return round(time.monotonic() - t0, 1)
+        if time.monotonic() - t0 > limit_s:
+            print(f"host still busy after {limit_s:.0f} s ({busy}); measuring anyway", flush=True)
+            return round(time.monotonic() - t0, 1)
 
 
 def fake_stats(port: int) -> dict[str, int]:
@@ -396,11 +418,18 @@ def bench_server(name: str, port: int, fake_port: int, key: str, seconds: float,
             upstream = fake_stats(fake_port)["requests"] - up0
             d = direct[test_name(test)]
             sec = "ttfb_ms" if stream else "latency_ms"
+            util = cpu / gw["elapsed_s"]
+            # another job on the host skews a run: load on CPU 0 that is not the server, or
+            # CPU 1 (fake provider + load generator + Redis, normally < 60 % busy) nearly full
+            other = round(busy.get(f"cpu{SERVER_CPU}_busy", 0) - util, 3)
+            noisy = other > NOISE_CPU0_OTHER or busy.get(f"cpu{CLIENT_CPU}_busy", 0) > NOISE_CPU1_BUSY
             run = {
                 "test": test_name(test), "concurrency": concurrency, "stream": stream, "direct": d, "gateway": gw,
                 "gateway_cpu_s": round(cpu, 2),
                 "gateway_cpu_ms_per_req": round(cpu * 1000 / gw["ok"], 3) if gw["ok"] else None,
-                "gateway_cpu_util": round(cpu / gw["elapsed_s"], 3),
+                "gateway_cpu_util": round(util, 3),
+                "cpu0_other_load": other,
+                "noisy": noisy,
                 # whole-machine view: CPU 0 = server, CPU 1 = fake provider + load + Redis
                 "host_cpu": busy,
                 "upstream_requests": upstream,
@@ -424,7 +453,7 @@ def _diff(gw: dict[str, Any], direct: dict[str, Any], section: str, q: str) -> f
 
 
 HEADER = (f"{'server':10} {'test':8} {'rps direct':>10} {'rps gw':>7} {'p50 d/gw ms':>13} {'p99 d/gw ms':>13} "
-          f"{'+p50':>5} {'+p99':>6} {'err':>4} {'cpu ms/req':>10} {'cpu0 busy':>9} {'steal':>5}")
+          f"{'+p50':>5} {'+p99':>6} {'err':>4} {'cpu ms/req':>10} {'cpu0 busy':>9} {'cpu1 busy':>9}")
 
 
 def _row(name: str, run: dict[str, Any]) -> str:
@@ -435,7 +464,7 @@ def _row(name: str, run: dict[str, Any]) -> str:
             f"{d[sec]['p50']:>6.1f}/{g[sec]['p50']:<6.1f} {d[sec]['p99']:>6.1f}/{g[sec]['p99']:<6.1f} "
             f"{run['overhead_p50_ms'] or 0:>5.1f} {run['overhead_p99_ms'] or 0:>6.1f} "
             f"{g['errors'] + d['errors']:>4} {run['gateway_cpu_ms_per_req'] or 0:>10.2f} "
-            f"{host.get('cpu0_busy', 0):>9.0%} {host.get('cpu0_steal', 0):>5.0%}")
+            f"{host.get('cpu0_busy', 0):>9.0%} {host.get('cpu1_busy', 0):>9.0%}{'  noisy' if run['noisy'] else ''}")
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -452,11 +481,15 @@ def summarize(rounds: list[dict[str, Any]], servers: list[str], tests: list[Test
     for name in servers:
         out[name] = {}
         for test in tests:
-            runs = [run for r in rounds if name in r["servers"] for run in r["servers"][name]["runs"]
-                    if run["test"] == test_name(test)]
+            every = [run for r in rounds if name in r["servers"] for run in r["servers"][name]["runs"]
+                     if run["test"] == test_name(test)]
+            clean = [run for run in every if not run.get("noisy")]
+            runs = clean or every
             sec = "ttfb_ms" if test[1] else "latency_ms"
             out[name][test_name(test)] = {
                 "rounds": len(runs),
+                "noisy_rounds_left_out": len(every) - len(runs),
+                "all_noisy": not clean,
                 "direct_rps": _median([r["direct"]["rps"] for r in runs]),
                 "gateway_rps": _median([r["gateway"]["rps"] for r in runs]),
                 f"direct_{sec[:-3]}_p50_ms": _median([r["direct"][sec]["p50"] for r in runs]),
@@ -476,9 +509,10 @@ def summarize(rounds: list[dict[str, Any]], servers: list[str], tests: list[Test
 
 def _print_summary(report: dict[str, Any]) -> None:
     rounds = len(report["rounds"])
-    print(f"\nMedians over {rounds} round(s); overhead = gateway minus direct (TTFB for stream16)")
+    print(f"\nMedians over {rounds} round(s), leaving out runs flagged noisy (n = rounds used); "
+          "overhead = gateway minus direct (TTFB for stream16)")
     print(f"{'server':10} {'test':8} {'rps direct':>10} {'rps gw':>7} {'gw p50':>7} {'gw p99':>7} {'+p50':>6} "
-          f"{'+p99':>6} {'err':>4} {'cpu s':>6} {'cpu ms/req':>10} {'cpu0 busy':>9}")
+          f"{'+p99':>6} {'err':>4} {'cpu s':>6} {'cpu ms/req':>10} {'cpu0 busy':>9} {'n':>2}")
     for name, tests in report["summary"].items():
         for test, m in tests.items():
             if not isinstance(m, dict):
@@ -488,7 +522,7 @@ def _print_summary(report: dict[str, Any]) -> None:
             print(f"{name:10} {test:8} {m['direct_rps'] or 0:>10.0f} {m['gateway_rps'] or 0:>7.0f} {p50 or 0:>7.1f} "
                   f"{p99 or 0:>7.1f} {m['overhead_p50_ms'] or 0:>6.1f} {m['overhead_p99_ms'] or 0:>6.1f} "
                   f"{m['errors']:>4} {m['gateway_cpu_s'] or 0:>6.2f} {m['gateway_cpu_ms_per_req'] or 0:>10.2f} "
-                  f"{m['cpu0_busy'] or 0:>9.0%}")
+                  f"{m['cpu0_busy'] or 0:>9.0%} {m['rounds']:>2}{'  all noisy' if m['all_noisy'] else ''}")
     print(f"\n{'server':10} {'peak RSS MB':>11} {'startup s':>9}  {'lifespan (default on)':34} {'websocket':9}  "
           "client hang-up on a stream")
     for name, r in report["probes"].items():
@@ -508,6 +542,8 @@ def main() -> int:
     parser.add_argument("--stream-concurrency", type=int, default=16, help="0 skips the streaming run")
     parser.add_argument("--rounds", type=int, default=3,
                         help="repeat everything this many times (server order rotated) and report medians")
+    parser.add_argument("--wait-quiet", type=float, default=300,
+                        help="before each round, wait up to this many seconds for the host to be idle")
     parser.add_argument("--port", type=int, default=18000, help="gateway port (127.0.0.1)")
     parser.add_argument("--fake-port", type=int, default=18100)
     parser.add_argument("--latency-ms", type=float, default=50.0, help="the fake provider's answer latency")
@@ -551,8 +587,9 @@ def main() -> int:
         for i in range(args.rounds):
             order = args.servers[i % len(args.servers):] + args.servers[:i % len(args.servers)]
             print(f"\nround {i + 1}/{args.rounds}\n{HEADER}", flush=True)
+            waited = wait_quiet(args.wait_quiet)
             direct = measure_direct(args.fake_port, tests, args.seconds)
-            rnd: dict[str, Any] = {"direct": direct, "servers": {}}
+            rnd: dict[str, Any] = {"waited_for_quiet_s": waited, "direct": direct, "servers": {}}
             for name in order:
                 rnd["servers"][name] = bench_server(name, args.port, args.fake_port, key, args.seconds, tests,
                                                     direct, logdir)
