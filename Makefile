@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test lint stop clean bench-cache
+.PHONY: install run test lint stop clean bench bench-cache
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,6 +17,9 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 bench-cache: install
 	$(BIN)/python benchmarks/semantic_cache.py $(BENCH_ARGS)

@@ -1,9 +1,14 @@
-"""A small closed-loop HTTP/1.1 load generator (raw asyncio streams on uvloop).
+"""A small HTTP/1.1 load generator (raw asyncio streams on uvloop), closed or open loop.
 
-Each of `--concurrency` workers holds one keep-alive connection and sends the same
-pre-built request again and again until `--seconds` have passed or `--requests` have been
-sent in total, whichever comes first. Reports throughput, latency percentiles, errors and,
-with `--stream`, the time to the first body byte of each (SSE) response.
+Closed loop (default): each of `--concurrency` workers holds one keep-alive connection and
+sends the request again and again until `--seconds` have passed or `--requests` have been
+sent in total, whichever comes first; `--ramp S` staggers the workers' starts over S
+seconds (many long streams). Open loop (`--rate R`): R requests a second on a fixed
+schedule for `--seconds`, whatever the answers do, each on an idle keep-alive connection
+or a new one; latency counts from the scheduled send time, so a server that falls behind
+is charged for the wait (no coordinated omission). Reports throughput, latency
+percentiles, errors and, with `--stream`, the time to the first body byte of each (SSE)
+response. `{n}` in the body becomes the request's number (unique prompts: cache misses).
 
     .venv/bin/python benchmarks/loadgen.py --url http://127.0.0.1:8100/v1/chat/completions \\
         --body '{"model": "fake-openai", "messages": [{"role": "user", "content": "hi"}]}' \\
@@ -48,6 +53,24 @@ def summary_ms(values: list[float]) -> dict[str, float | None]:
     out["max"] = round(values[-1] * 1000, 2) if values else None
     out["mean"] = round(sum(values) / len(values) * 1000, 2) if values else None
     return out
+
+
+class Request:
+    """The request's bytes; with `{n}` in the body, a new body (and length) per request."""
+
+    def __init__(self, url: str, body: bytes, headers: list[str], method: str = "POST") -> None:
+        self.host, self.port, self.fixed = build_request(url, body, headers, method)
+        self.numbered = b"{n}" in body
+        if self.numbered:
+            _, _, head = build_request(url, b"", headers, method)
+            self.head = head[:-2]  # without the blank line: the length comes per request
+            self.body = body
+
+    def bytes(self, n: int) -> bytes:
+        if not self.numbered:
+            return self.fixed
+        body = self.body.replace(b"{n}", str(n).encode())
+        return self.head + b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
 
 
 def build_request(url: str, body: bytes, headers: list[str], method: str = "POST") -> tuple[str, int, bytes]:
@@ -116,19 +139,23 @@ async def read_response(reader: asyncio.StreamReader, t0: float, ttfb: list[floa
 
 
 async def run(url: str, body: bytes, headers: list[str], concurrency: int, seconds: float, requests: int | None,
-              stream: bool, grace: float = 30.0, method: str = "POST") -> dict[str, Any]:
-    host, port, request = build_request(url, body, headers, method)
+              stream: bool, grace: float = 30.0, method: str = "POST", ramp: float = 0.0) -> dict[str, Any]:
+    req = Request(url, body, headers, method)
+    host, port = req.host, req.port
     latencies: list[float] = []
     ttfb: list[float] | None = [] if stream else None
     errors: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     budget = [requests if requests is not None else 1 << 62]
+    counter = [0]
     start = time.perf_counter()
     deadline = start + seconds
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         reader: asyncio.StreamReader | None = None
         writer: asyncio.StreamWriter | None = None
+        if ramp:
+            await asyncio.sleep(ramp * index / concurrency)
         try:
             while budget[0] > 0 and time.perf_counter() < deadline:
                 budget[0] -= 1
@@ -139,9 +166,11 @@ async def run(url: str, body: bytes, headers: list[str], concurrency: int, secon
                         errors[f"connect: {type(exc).__name__}"] += 1
                         await asyncio.sleep(0.05)
                         continue
+                counter[0] += 1
+                data = req.bytes(counter[0])
                 t0 = time.perf_counter()
                 try:
-                    writer.write(request)
+                    writer.write(data)
                     status, keep_alive = await read_response(reader, t0, ttfb)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HTTPError, ValueError) as exc:
                     errors[type(exc).__name__] += 1
@@ -159,13 +188,84 @@ async def run(url: str, body: bytes, headers: list[str], concurrency: int, secon
             if writer is not None:
                 writer.close()
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    tasks = [asyncio.ensure_future(worker(i)) for i in range(concurrency)]
     done, pending = await asyncio.wait(tasks, timeout=seconds + grace)
     for task in pending:
         task.cancel()
         errors["timeout"] += 1
     if pending:
         await asyncio.wait(pending)
+    return _result(url, start, latencies, ttfb, errors, statuses, concurrency=concurrency, stream=stream)
+
+
+async def run_open(url: str, body: bytes, headers: list[str], rate: float, seconds: float, stream: bool,
+                   grace: float = 30.0, method: str = "POST") -> dict[str, Any]:
+    """Open loop: `rate` requests a second for `seconds`, sent on schedule (at most
+    rate x seconds requests in all), each on an idle connection or a new one."""
+    req = Request(url, body, headers, method)
+    latencies: list[float] = []
+    ttfb: list[float] | None = [] if stream else None
+    errors: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    opened = [0]
+    total = int(rate * seconds)
+    interval = 1.0 / rate
+
+    async def one(n: int, scheduled: float) -> None:
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            try:
+                reader, writer = await asyncio.open_connection(req.host, req.port)
+            except OSError as exc:
+                errors[f"connect: {type(exc).__name__}"] += 1
+                return
+            opened[0] += 1
+        try:
+            writer.write(req.bytes(n))
+            status, keep_alive = await read_response(reader, scheduled, ttfb)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, HTTPError, ValueError) as exc:
+            errors[type(exc).__name__] += 1
+            writer.close()
+            return
+        latencies.append(time.perf_counter() - scheduled)
+        statuses[status] += 1
+        if status >= 400:
+            errors[f"HTTP {status}"] += 1
+        if keep_alive:
+            idle.append((reader, writer))
+        else:
+            writer.close()
+
+    tasks: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    sent = 0
+    while sent < total:
+        now = time.perf_counter()
+        due = min(total, int((now - start) / interval) + 1)
+        while sent < due:  # everything whose time has come (the loop may wake late)
+            task = asyncio.ensure_future(one(sent + 1, start + sent * interval))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            sent += 1
+        await asyncio.sleep(max(0.0, start + sent * interval - time.perf_counter()))
+    if tasks:
+        done, pending = await asyncio.wait(set(tasks), timeout=grace)
+        for task in pending:
+            task.cancel()
+            errors["timeout"] += 1
+        if pending:
+            await asyncio.wait(pending)
+    for _, writer in idle:
+        writer.close()
+    result = _result(url, start, latencies, ttfb, errors, statuses, concurrency=None, stream=stream)
+    result.update({"rate": rate, "offered": total, "connections_opened": opened[0]})
+    return result
+
+
+def _result(url: str, start: float, latencies: list[float], ttfb: list[float] | None, errors: Counter[str],
+            statuses: Counter[int], *, concurrency: int | None, stream: bool) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     ok = sum(n for s, n in statuses.items() if s < 400)
     result: dict[str, Any] = {
@@ -197,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=None, help="stop after this many requests in total")
     p.add_argument("--stream", action="store_true", help="also report time to first body byte")
     p.add_argument("--grace", type=float, default=30.0, help="cancel requests still running this long after the end")
+    p.add_argument("--rate", type=float, default=None, help="open loop: requests per second (instead of -c)")
+    p.add_argument("--ramp", type=float, default=0.0, help="closed loop: start the workers over this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = p.parse_args(argv)
     body = args.body
@@ -211,8 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run(run(args.url, raw, args.header, args.concurrency, args.seconds, args.requests, args.stream,
-                             args.grace, args.method))
+    if args.rate:
+        result = asyncio.run(run_open(args.url, raw, args.header, args.rate, args.seconds, args.stream, args.grace,
+                                      args.method))
+    else:
+        result = asyncio.run(run(args.url, raw, args.header, args.concurrency, args.seconds, args.requests, args.stream,
+                                 args.grace, args.method, args.ramp))
     if args.json:
         print(json.dumps(result))
     else:

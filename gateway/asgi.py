@@ -37,7 +37,7 @@ from .adapters import adapter_for
 from .adapters import openai as openai_upstream
 from .adapters.interface import Usage, body_read, sse_events, sse_parse, usage_dict
 from .auth import key_authenticate
-from .cache import CachePlan, cache_lookup, cache_plan, cache_store, completion_assemble, replay_chunks
+from .cache import CachePlan, CacheWrite, cache_lookup, cache_plan, cache_stage, completion_assemble, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
@@ -52,6 +52,7 @@ from .limits import (
     settle_args,
 )
 from .record import UsageEvent, usage_cost, usage_event_record
+from .rediswire import WireRedis
 from .route import models_visible, route_select
 from .semantic import SemanticCache
 from .stream import SSE_HEADERS, Receive, Send, sse_relay
@@ -70,6 +71,8 @@ class GatewayState:
         # bounded waits: an unavailable Redis fails a request fast instead of hanging it
         self.redis = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=256, socket_timeout=2,
                                              socket_connect_timeout=2)
+        # the two round trips of every request (limits, then record) go over this one
+        self.wire = WireRedis(settings.REDIS_URL, timeout=2, connect_timeout=2)
         self.directory = Directory(self.redis)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
@@ -79,6 +82,8 @@ class GatewayState:
                 sock_read=settings.GATEWAY_UPSTREAM_TIMEOUT,
             ),
             auto_decompress=True,
+            # one session serves every workspace: a cookie an upstream sets must never reach another's request
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self.semantic = SemanticCache()
 
@@ -100,11 +105,13 @@ async def gateway_shutdown() -> None:
     if state is not None:
         await state.semantic.close()
         await state.session.close()
+        await state.wire.aclose()
         await state.redis.aclose()
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + (headers or [])})
+    length = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + length + (headers or [])})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -282,17 +289,22 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
             messages, tools = payload["messages"], payload.get("tools")
             max_output = payload.get("max_completion_tokens") or payload.get("max_tokens")
         await _context_check(deployment, len(raw), messages, tools)
-        recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output)
+        plan = recorder.cache = cache_plan(key, payload, headers) if payload is not None else None
+        # the exact-cache entry is read in the limits' round trip
+        reading = plan is not None and plan.key is not None and plan.lookup
+        recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output,
+                                                     plan.key if reading and plan is not None else None)
         extra = recorder.reservation.headers if recorder.reservation else []
-        if payload is None:
+        if plan is None:
             extra = extra + [(b"x-aiproxy-cache", b"bypass")]
         else:
-            recorder.cache = cache_plan(key, payload, headers)
-            cached = await cache_lookup(state.redis, state.semantic, recorder.cache)
+            assert payload is not None
+            exact = recorder.reservation.cached if recorder.reservation is not None else None
+            cached = await cache_lookup(state.redis, state.semantic, plan, exact)
             if cached is not None:
                 await _cache_hit(inbound, send, payload, cached, recorder, extra, deployment)
                 return
-            extra = extra + [(b"x-aiproxy-cache", recorder.cache.status.encode())]
+            extra = extra + [(b"x-aiproxy-cache", plan.status.encode())]
         if inbound.WIRE == adapter.WIRE == "anthropic":
             await _anthropic_native(state, scope, receive, send, native, messages, deployment, recorder, extra)
         elif inbound.WIRE == adapter.WIRE == "openai":
@@ -323,7 +335,8 @@ class Recorder:
     async def __call__(self) -> None:
         if not self.done:
             self.done = True
-            await _record(self.state, self.event, self.started, self.key, self.reservation)
+            write = self.cache.write if self.cache is not None else None
+            await _record(self.state, self.event, self.started, self.key, self.reservation, write)
 
 
 def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
@@ -371,17 +384,19 @@ async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], c
 
 
 async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deployment, messages: list[dict[str, Any]],
-                          tools: Any, max_output: int | None) -> Reservation | None:
-    """Step 2: one Redis round trip for every rate limit, the plan quota and the budgets.
-    The prompt is counted only when a tokens limit or a budget needs it."""
+                          tools: Any, max_output: int | None, cache_key: str | None = None) -> Reservation | None:
+    """Step 2: one Redis round trip for every rate limit, the plan quota and the budgets,
+    which also reads the exact-cache entry `cache_key` (step 3). The prompt is counted only
+    when a tokens limit or a budget needs it. None when Redis is down (and no hard budget
+    forbids serving): no limits, and a cache miss."""
     prompt_tokens, output_tokens = 0, 0
     if needs_cost_estimate(key, deployment, state.directory.global_limits):
         prompt_tokens = count_message_tokens(messages, tools=tools)
         output_tokens = max_output if max_output is not None else min(
             DEFAULT_MAX_OUTPUT_TOKENS, max(1, (deployment.context_window or DEFAULT_MAX_OUTPUT_TOKENS) - prompt_tokens))
     try:
-        return await limits_reserve(state.redis, key, deployment, state.directory.global_limits,
-                                    prompt_tokens=prompt_tokens, max_output_tokens=output_tokens)
+        return await limits_reserve(state.wire, key, deployment, state.directory.global_limits,
+                                    prompt_tokens=prompt_tokens, max_output_tokens=output_tokens, cache_key=cache_key)
     except RedisError:
         workspace = (key.policy or {}).get("workspace") or {}
         hard = any(budget.get("hard") for _, _, budget in request_budget_scopes(key))
@@ -413,11 +428,10 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
     event = recorder.event
     upstream = await openai_upstream.chat_send(state.session, deployment, payload, stream=event.stream)
     if not event.stream:
-        body, usage = await openai_upstream.chat_read_raw(upstream, deployment)
+        body, data, usage = await openai_upstream.chat_read_raw(upstream, deployment)
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
-                  _completion_text(orjson.loads(body)) if usage is None else "", disconnected=False)
-        if recorder.cache is not None and recorder.cache.store and recorder.cache.key:
-            await cache_store(state.redis, state.semantic, recorder.cache, orjson.loads(body), event.cost)
+                  _completion_text(data) if usage is None else "", disconnected=False)
+        cache_stage(state.semantic, recorder.cache, data, event.cost)
         await recorder()
         await _respond(send, 200, body, extra)
         return
@@ -441,7 +455,7 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
               disconnected=event.client_disconnected)
     if _stream_storable(recorder):
         completion = _with_usage(completion_assemble(_openai_chunks(tally.raw)), tally.usage)
-        await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
+        cache_stage(state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
@@ -458,7 +472,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
         if recorder.cache is not None and recorder.cache.store and isinstance(data, dict):
             completion = adapter.completion_from_message(data, native["model"], as_json=False)
-            await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
+            cache_stage(state.semantic, recorder.cache, completion, event.cost)
         await recorder()
         await _respond(send, 200, orjson.dumps(data), extra)
         return
@@ -481,7 +495,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         message = adapter.message_from_events(tally.raw)
         if message is not None:
             completion = adapter.completion_from_message(message, native["model"], as_json=False)
-            await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
+            cache_stage(state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
@@ -498,7 +512,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         if usage is not None and "usage" not in body:
             body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
                              "total_tokens": usage.input_tokens + usage.output_tokens}
-        await cache_store(state.redis, state.semantic, recorder.cache, body, event.cost)
+        cache_stage(state.semantic, recorder.cache, body, event.cost)
         out = inbound.completion_encode(body, model)
         await recorder()
         await _respond(send, 200, out, extra)
@@ -524,7 +538,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
               disconnected=event.client_disconnected or bool(event.error_type))
     if chunks is not None and _stream_storable(recorder):
         completion = _with_usage(completion_assemble(chunks), tally.usage)
-        await cache_store(state.redis, state.semantic, recorder.cache, completion, event.cost)
+        cache_stage(state.semantic, recorder.cache, completion, event.cost)
 
 
 async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: aiohttp.ClientResponse,
@@ -713,14 +727,15 @@ def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output
 
 
 async def _record(state: GatewayState, event: UsageEvent, started: float, key: KeyRecord,
-                  reservation: Reservation | None = None) -> None:
-    """Step 7: settle the reservation and queue the usage event, in one round trip."""
+                  reservation: Reservation | None = None, write: CacheWrite | None = None) -> None:
+    """Step 7: settle the reservation, queue the usage event and store the answer in the
+    exact cache, in one round trip."""
     event.latency_ms = int((time.perf_counter() - started) * 1000)
     settle = None
     if (reservation is not None and reservation.active) or event.status_code == 200:
         settle = settle_args(reservation, key, model=event.model, tokens_used=event.input_tokens + event.output_tokens,
                              cost=event.cost, counted=event.status_code == 200)
     try:
-        await asyncio.shield(usage_event_record(state.redis, event, settle))
+        await asyncio.shield(usage_event_record(state.wire, event, settle, write))
     except Exception:
         logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)

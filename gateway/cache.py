@@ -66,6 +66,7 @@ class CachePlan:
     threshold: float | None = None
     vector: bytes | None = None  # the prompt's embedding, once computed (kept for the store)
     similarity: float | None = None  # on a semantic hit
+    write: CacheWrite | None = None  # the answer to store, staged for the usage recorder's round trip
 
 
 def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
@@ -119,6 +120,10 @@ async def exact_lookup(client: aioredis.Redis, plan: CachePlan) -> dict[str, Any
         raw = await client.get(plan.key)
     except RedisError:
         return None
+    return _entry(raw)
+
+
+def _entry(raw: bytes | str | None) -> dict[str, Any] | None:
     return orjson.loads(raw) if raw else None  # type: ignore[no-any-return]
 
 
@@ -139,9 +144,18 @@ def completion_complete(completion: dict[str, Any]) -> bool:
     return True
 
 
-async def cache_lookup(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan) -> dict[str, Any] | None:
-    """Exact first (one Redis GET), then by meaning. Sets plan.status to what was hit."""
-    cached = await exact_lookup(client, plan)
+NOT_READ = b"\x00not read"
+
+
+async def cache_lookup(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan,
+                       exact: bytes | None = NOT_READ) -> dict[str, Any] | None:
+    """Exact first, then by meaning. Sets plan.status to what was hit. `exact` is the exact
+    entry when it was already read (with the rate limits, gateway.limits.limits_reserve);
+    otherwise it is read here (one Redis GET)."""
+    if exact is NOT_READ:
+        cached = await exact_lookup(client, plan)
+    else:
+        cached = _entry(exact) if plan.key is not None and plan.lookup else None
     if cached is not None:
         plan.status = "hit-exact"
         return cached
@@ -169,16 +183,16 @@ async def _semantic_find(semantic: SemanticCache, plan: CachePlan) -> SemanticHi
                                  vector=plan.vector, threshold=plan.threshold)
 
 
-async def cache_store(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan | None,
-                      completion: dict[str, Any] | None, cost: str) -> None:
-    """Store a complete answer in the exact cache now and in the semantic cache after the
-    answer is sent (embedding it then if the lookup did not)."""
-    if plan is None or plan.key is None or not plan.store or not plan.ttl or completion is None:
+def cache_stage(semantic: SemanticCache, plan: CachePlan | None, completion: dict[str, Any] | None, cost: str) -> None:
+    """Stage a complete answer for the exact cache (plan.write, written by the usage
+    recorder in the round trip that records the request, gateway/record.py) and queue it
+    for the semantic cache, stored after the answer is sent (embedded then if the lookup
+    did not)."""
+    if plan is None:
         return
-    if not completion_complete(completion):
-        return
-    await exact_store(client, plan, completion)
-    if plan.prompt is not None:
+    plan.write = exact_write(plan, completion)
+    if plan.write is not None and plan.prompt is not None:
+        assert completion is not None
         semantic.later(_semantic_store(semantic, plan, completion, cost))
 
 
@@ -190,17 +204,41 @@ async def _semantic_store(semantic: SemanticCache, plan: CachePlan, completion: 
                          prompt=plan.prompt, vector=vector, completion=completion, cost=cost, ttl=plan.ttl)
 
 
+@dataclass(frozen=True, slots=True)
+class CacheWrite:
+    """An exact-cache entry to write: the entry, and its expiry and size in the workspace's
+    index (for the eviction task, cache.services)."""
+
+    key: str
+    value: bytes
+    ttl: int
+    index_key: str
+    sizes_key: str
+
+    def expires_at(self) -> int:
+        return int(time.time()) + self.ttl
+
+
+def exact_write(plan: CachePlan, completion: dict[str, Any] | None) -> CacheWrite | None:
+    """The write that stores a complete, successful answer (stop, length or tool calls;
+    never an error), or None when this plan stores nothing."""
+    if plan.key is None or not plan.store or not plan.ttl or completion is None or not completion_complete(completion):
+        return None
+    return CacheWrite(plan.key, orjson.dumps(completion), plan.ttl, exact_index_key(plan.schema),
+                      exact_sizes_key(plan.schema))
+
+
 async def exact_store(client: aioredis.Redis, plan: CachePlan, completion: dict[str, Any]) -> None:
-    """Store a complete, successful answer (stop, length or tool calls; never an error)."""
-    if plan.key is None or not plan.store or not plan.ttl or not completion_complete(completion):
+    """Store an answer on its own round trip (tools, tests and benchmarks; the gateway
+    stages it with cache_stage instead)."""
+    write = exact_write(plan, completion)
+    if write is None:
         return
-    value = orjson.dumps(completion)
     try:
         async with client.pipeline(transaction=False) as pipe:
-            pipe.set(plan.key, value, ex=plan.ttl)
-            # size accounting for the eviction task (cache.services): entry -> expiry, entry -> bytes
-            pipe.zadd(exact_index_key(plan.schema), {plan.key: int(time.time()) + plan.ttl})
-            pipe.hset(exact_sizes_key(plan.schema), plan.key, len(value))
+            pipe.set(write.key, write.value, ex=write.ttl)
+            pipe.zadd(write.index_key, {write.key: write.expires_at()})
+            pipe.hset(write.sizes_key, write.key, len(write.value))
             await pipe.execute()
     except RedisError:
         pass

@@ -18,18 +18,20 @@ reserved in one Redis round trip (a Lua script), settled when the answer is comp
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
+from .rediswire import WireRedis
 
 UNITS_PER_USD = 10**8
 RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any request the gateway lets run
@@ -43,7 +45,8 @@ local ttl = tonumber(ARGV[3])
 local nb = tonumber(ARGV[4])
 local nbud = tonumber(ARGV[5])
 local nq = tonumber(ARGV[6])
-local a = 7
+local fetch = ARGV[7] == '1'  -- the last key is an exact-cache entry, read once every check passed
+local a = 8
 local k = 1
 local tokens = {}
 for i = 1, nb do
@@ -86,7 +89,7 @@ for i = 1, nq do
   a = a + 1; k = k + 1
 end
 -- every check passed: take from the buckets, reserve the budgets, count the request
-a = 7; k = 1
+a = 8; k = 1
 local remaining = {}
 for i = 1, nb do
   local cost = tonumber(ARGV[a + 1])
@@ -111,54 +114,61 @@ for i = 1, nq do
   redis.call('EXPIRE', KEYS[k], 3456000)
   a = a + 1; k = k + 1
 end
-return {1, remaining}
+local cached = false
+if fetch then cached = redis.call('GET', KEYS[#KEYS]) end
+return {1, remaining, cached}
 """
 
-SETTLE = """
-local rid = ARGV[1]
-local nb = tonumber(ARGV[2])
-local nbud = tonumber(ARGV[3])
-local day_ttl = tonumber(ARGV[4])
-local a = 5
-local k = 1
-for i = 1, nb do
-  local limit = tonumber(ARGV[a]); local refund = tonumber(ARGV[a + 1])
-  local t = tonumber(redis.call('HGET', KEYS[k], 't'))
-  if t ~= nil and refund ~= 0 then
-    redis.call('HSET', KEYS[k], 't', tostring(math.min(limit, t + refund)))
+SETTLE_FUNCTION = """
+local function settle(keys, argv)
+  local rid = argv[1]
+  local nb = tonumber(argv[2])
+  local nbud = tonumber(argv[3])
+  local day_ttl = tonumber(argv[4])
+  local a = 5
+  local k = 1
+  for i = 1, nb do
+    local limit = tonumber(argv[a]); local refund = tonumber(argv[a + 1])
+    local t = tonumber(redis.call('HGET', keys[k], 't'))
+    if t ~= nil and refund ~= 0 then
+      redis.call('HSET', keys[k], 't', tostring(math.min(limit, t + refund)))
+    end
+    a = a + 2; k = k + 1
   end
-  a = a + 2; k = k + 1
-end
-local spent = {}
-for i = 1, nbud do
-  local cost = tonumber(ARGV[a])
-  local h = KEYS[k]; local z = KEYS[k + 1]
-  local amount = redis.call('HGET', h, 'r:' .. rid)
-  if amount then
-    redis.call('HDEL', h, 'r:' .. rid)
-    redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
-    redis.call('ZREM', z, rid)
+  local spent = {}
+  for i = 1, nbud do
+    local cost = tonumber(argv[a])
+    local h = keys[k]; local z = keys[k + 1]
+    local amount = redis.call('HGET', h, 'r:' .. rid)
+    if amount then
+      redis.call('HDEL', h, 'r:' .. rid)
+      redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
+      redis.call('ZREM', z, rid)
+    end
+    spent[i] = redis.call('HINCRBY', h, 'spent', cost)
+    a = a + 1; k = k + 2
   end
-  spent[i] = redis.call('HINCRBY', h, 'spent', cost)
-  a = a + 1; k = k + 2
-end
-local day = KEYS[k]
-local cost = tonumber(ARGV[a])
-if cost > 0 or ARGV[a + 1] == '1' then
-  for j = a + 2, #ARGV do
-    redis.call('HINCRBY', day, ARGV[j], cost)
-    redis.call('HINCRBY', day, ARGV[j] .. ':requests', 1)
+  local day = keys[k]
+  local cost = tonumber(argv[a])
+  if cost > 0 or argv[a + 1] == '1' then
+    for j = a + 2, #argv do
+      redis.call('HINCRBY', day, argv[j], cost)
+      redis.call('HINCRBY', day, argv[j] .. ':requests', 1)
+    end
+    redis.call('EXPIRE', day, day_ttl)
   end
-  redis.call('EXPIRE', day, day_ttl)
+  return spent
 end
-return spent
 """
+
+# settle alone (the usage recorder runs SETTLE_FUNCTION inside its own script, gateway/record.py)
+SETTLE = SETTLE_FUNCTION + "return settle(KEYS, ARGV)\n"
 
 
 _scripts: dict[tuple[int, str], Any] = {}
 
 
-def script_for(client: aioredis.Redis, source: str) -> Any:
+def script_for(client: aioredis.Redis | WireRedis, source: str) -> Any:
     """The script bound to this client; runs by EVALSHA (the source is sent once, not per request)."""
     cache_key = (id(client), source)
     script = _scripts.get(cache_key)
@@ -202,11 +212,18 @@ class Reservation:
     budgets: list[BudgetLine]
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     active: bool = True
+    # the exact-cache entry asked for with `cache_key`, read in the same round trip (None: no entry)
+    cached: bytes | None = None
 
 
 def _period(period: str, now: datetime) -> tuple[str, datetime | None]:
     """The period's key and when it resets (UTC)."""
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return _period_of_day(period, now.date())
+
+
+@functools.lru_cache(maxsize=64)
+def _period_of_day(period: str, today: date) -> tuple[str, datetime | None]:
+    day = datetime(today.year, today.month, today.day, tzinfo=UTC)
     if period == "daily":
         return day.strftime("d%Y-%m-%d"), day + timedelta(days=1)
     if period == "weekly":
@@ -287,37 +304,44 @@ def _limit_headers(buckets: list[Bucket], remaining: list[float]) -> list[tuple[
 
 
 async def limits_reserve(
-    client: aioredis.Redis,
+    client: aioredis.Redis | WireRedis,
     key: KeyRecord,
     deployment: Deployment,
     global_limits: dict[str, int],
     *,
     prompt_tokens: int,
     max_output_tokens: int,
+    cache_key: str | None = None,
 ) -> Reservation:
-    """Check every limit that applies and reserve; raises a 429 naming the one that is exhausted."""
+    """Check every limit that applies and reserve; raises a 429 naming the one that is
+    exhausted. With `cache_key`, the exact-cache entry is read in the same round trip
+    (Reservation.cached), once every check passed."""
     now_dt = datetime.now(UTC)
     policy = key.policy or {}
     tokens = prompt_tokens + max_output_tokens
-    max_cost = usd_units(
-        Decimal(prompt_tokens) * Decimal(str(deployment.input_price_per_mtok)) / 1_000_000
-        + Decimal(max_output_tokens) * Decimal(str(deployment.output_price_per_mtok)) / 1_000_000
-    )
     buckets = _buckets(key, deployment, global_limits, tokens)
     budgets = []
-    for label, ident, budget in request_budget_scopes(key):
-        period_key, reset_at = _period(budget["period"], now_dt)
-        budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", usd_units(budget["amount"]), max_cost,
-                                  bool(budget["hard"]), budget["period"], reset_at))
+    scopes = request_budget_scopes(key)
+    if scopes:
+        max_cost = usd_units(
+            Decimal(prompt_tokens) * Decimal(str(deployment.input_price_per_mtok)) / 1_000_000
+            + Decimal(max_output_tokens) * Decimal(str(deployment.output_price_per_mtok)) / 1_000_000
+        )
+        for label, ident, budget in scopes:
+            period_key, reset_at = _period(budget["period"], now_dt)
+            budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", usd_units(budget["amount"]), max_cost,
+                                      bool(budget["hard"]), budget["period"], reset_at))
     quota = (policy.get("workspace") or {}).get("quota")
     month_key, month_reset = _month(now_dt)
-    reservation = Reservation(uuid.uuid4().hex, buckets, budgets)
+    reservation = Reservation(os.urandom(16).hex(), buckets, budgets)
     if not buckets and not budgets and not quota:
         reservation.active = False
+        if cache_key is not None:
+            reservation.cached = cast("bytes | None", await client.get(cache_key))
         return reservation
     keys: list[str] = [b.key for b in buckets]
     args: list[Any] = [int(time.time() * 1000), reservation.request_id, RESERVATION_TTL_MS, len(buckets), len(budgets),
-                       1 if quota else 0]
+                       1 if quota else 0, 1 if cache_key is not None else 0]
     for b in buckets:
         args += [b.limit, b.cost]
     for line in budgets:
@@ -327,9 +351,12 @@ async def limits_reserve(
     if quota:
         keys.append(f"aip:quota:ws:{key.workspace_id}:{month_key}")
         args.append(int(quota))
+    if cache_key is not None:
+        keys.append(cache_key)
     result = await script_for(client, RESERVE)(keys=keys, args=args)
     if int(result[0]) == 1:
-        reservation.headers = _limit_headers(buckets, [float(r) for r in result[1]])
+        reservation.headers = _limit_headers(buckets, [float(r) for r in result[1]]) if buckets else []
+        reservation.cached = result[2] or None
         return reservation
     kind, index = _text(result[1]), int(result[2]) - 1
     if kind == "bucket":
@@ -366,6 +393,16 @@ async def limits_reserve(
     )
 
 
+def _today() -> str:
+    """Today's UTC date, YYYY-MM-DD (the spend counters' day)."""
+    return _day_text(int(time.time() // 86400))
+
+
+@functools.lru_cache(maxsize=4)
+def _day_text(day_number: int) -> str:
+    return datetime.fromtimestamp(day_number * 86400, UTC).strftime("%Y-%m-%d")
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -385,6 +422,6 @@ def settle_args(
     for line in budgets:
         keys += [line.key, line.key + ":r"]
         args.append(units)
-    keys.append(f"aip:spend:{key.schema}:{datetime.now(UTC):%Y-%m-%d}")
+    keys.append(f"aip:spend:{key.schema}:{_today()}")
     args += [units, "1" if counted else "0", "workspace", f"key:{key.key_id}", f"model:{model}"]
     return keys, args

@@ -1,23 +1,47 @@
 """Step 7 of the pipeline: the usage event goes to a Redis stream; the analytics
-worker persists it (analytics.tasks.usage_flush)."""
+worker persists it (analytics.tasks.usage_flush). One script (FINISH) queues the event,
+settles the request's reservation and writes its exact-cache entry: one round trip."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .limits import SETTLE, script_for
+from .limits import SETTLE_FUNCTION, script_for
+from .rediswire import WireRedis
+
+if TYPE_CHECKING:
+    from .cache import CacheWrite
 
 USAGE_STREAM = "aip:usage"
+
+FINISH = SETTLE_FUNCTION + """
+-- KEYS: the usage stream, [cache entry, cache index, cache sizes], settle's keys
+-- ARGV: event, cache?, cache value, cache ttl, cache expiry, settle?, settle's args
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+local k = 2
+if ARGV[2] == '1' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', tonumber(ARGV[4]))
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[5]), KEYS[2])
+  redis.call('HSET', KEYS[4], KEYS[2], string.len(ARGV[3]))
+  k = 5
+end
+if ARGV[6] == '1' then
+  local keys, argv = {}, {}
+  for i = k, #KEYS do keys[#keys + 1] = KEYS[i] end
+  for i = 7, #ARGV do argv[#argv + 1] = ARGV[i] end
+  settle(keys, argv)
+end
+return 1
+"""
 
 
 @dataclass(slots=True)
@@ -41,7 +65,7 @@ class UsageEvent:
     client_disconnected: bool = False
     error_type: str = ""
     ts: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
 
 
 def usage_cost(input_tokens: int, output_tokens: int, input_price: float, output_price: float) -> str:
@@ -79,7 +103,7 @@ class UsageSpool:
             out.write(line)
         self.pending = True
 
-    async def replay(self, client: aioredis.Redis) -> int:
+    async def replay(self, client: aioredis.Redis | WireRedis) -> int:
         """Send what was spooled; entries that fail again stay for the next try."""
         with self.lock:
             if not self.path.exists():
@@ -125,26 +149,31 @@ def usage_spool() -> UsageSpool:
     return _spool
 
 
-async def _send(client: aioredis.Redis, event: UsageEvent, settle: Any) -> None:
-    if settle is None:
-        await client.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
-        return
-    keys, args = settle
-    async with client.pipeline(transaction=False) as pipe:
-        await script_for(client, SETTLE)(keys=keys, args=args, client=pipe)
-        pipe.xadd(USAGE_STREAM, {"e": orjson.dumps(asdict(event))})
-        await pipe.execute()
+async def _send(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: Any, write: CacheWrite | None = None) -> None:
+    keys: list[Any] = [USAGE_STREAM]
+    args: list[Any] = [orjson.dumps(event)]  # orjson writes the dataclass's fields as asdict would
+    if write is not None:
+        keys += [write.key, write.index_key, write.sizes_key]
+        args += ["1", write.value, write.ttl, write.expires_at()]
+    else:
+        args += ["0", "", 0, 0]
+    if settle is not None:
+        keys += settle[0]
+        args += ["1", *settle[1]]
+    else:
+        args.append("0")
+    await script_for(client, FINISH)(keys=keys, args=args)
 
 
-async def usage_event_record(
-    client: aioredis.Redis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None
-) -> None:
-    """Queue the event; with `settle` (gateway.limits.settle_args), settle its reservation
-    and spend counters in the same round trip. If Redis is unavailable the event goes to
-    the spool and is sent once Redis answers again."""
+async def usage_event_record(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None,
+                             write: CacheWrite | None = None) -> None:
+    """Queue the event in one round trip, together with, if given, the settlement of its
+    reservation (`settle`, gateway.limits.settle_args) and its exact-cache entry (`write`).
+    If Redis is unavailable the event and settlement go to the spool and are sent once
+    Redis answers again (the cache entry is dropped: it is only a cache)."""
     spool = usage_spool()
     try:
-        await _send(client, event, settle)
+        await _send(client, event, settle, write)
     except RedisError:
         spool.append(event, settle)
         return

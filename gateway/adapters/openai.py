@@ -94,8 +94,9 @@ async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, pa
     return data, _usage_of(data)
 
 
-async def chat_read_raw(response: aiohttp.ClientResponse, deployment: Deployment) -> tuple[bytes, Usage | None]:
-    """Pass-through for OpenAI clients: the upstream's bytes, untouched, and their usage."""
+async def chat_read_raw(response: aiohttp.ClientResponse,
+                        deployment: Deployment) -> tuple[bytes, dict[str, Any], Usage | None]:
+    """Pass-through for OpenAI clients: the upstream's bytes, untouched, what they say, and their usage."""
     body = await body_bytes(response, deployment)
     try:
         data = orjson.loads(body)
@@ -103,7 +104,7 @@ async def chat_read_raw(response: aiohttp.ClientResponse, deployment: Deployment
         raise upstream_invalid(deployment) from exc
     if not isinstance(data, dict):
         raise upstream_invalid(deployment)
-    return body, _usage_of(data)
+    return body, data, _usage_of(data)
 
 
 chat_events = sse_events

@@ -4,19 +4,13 @@ serves the gateway: a chat answer, a stream and the usage record, through the re
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import sys
 
+from benchmarks.harness import procfile_command
 from keys.services import api_key_create
 from tests.e2e.sdk import events_of, openai_client
 from tests.servers import ROOT, free_port, process_stop, wait_http
-
-
-def _web_command(port: int) -> list[str]:
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
-    words = shlex.split(line.split(":", 1)[1].replace("${PORT:-8000}", str(port)).replace("0.0.0.0", "127.0.0.1"))
-    return [sys.executable, "-m", *words]
 
 
 def test_the_procfile_web_server_answers_and_streams(django_db_setup, fake_provider_url, fake_models,  # type: ignore[no-untyped-def]
@@ -28,8 +22,8 @@ def test_the_procfile_web_server_answers_and_streams(django_db_setup, fake_provi
     port = free_port()
     env = dict(os.environ, DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL,
                FAKE_PROVIDER_URL=fake_provider_url, GATEWAY_EMBEDDER_SOCKET=embedder_socket)
-    command = _web_command(port)
-    assert command[2] == "uvicorn"
+    command = procfile_command("web", port, env)
+    assert command[:3] == [sys.executable, "-m", "uvicorn"] and "--lifespan" in command
     proc = subprocess.Popen(command, cwd=ROOT, env=env)
     try:
         url = f"http://127.0.0.1:{port}"

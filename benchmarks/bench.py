@@ -1,0 +1,578 @@
+"""`make bench`: the gateway against the fake provider directly, a bare pass-through proxy
+and LiteLLM's proxy, on the same core, the same loads and in the same run.
+
+    .venv/bin/python benchmarks/bench.py                   # everything, about 20 minutes
+    .venv/bin/python benchmarks/bench.py --skip-litellm --skip-slow-streams
+    .venv/bin/python benchmarks/bench.py --smoke           # a few hundred requests, checks only
+
+Starts everything itself, on its own embedded PostgreSQL and Redis (.aiproxy/bench):
+
+- the fake provider (gateway/fake_provider) with a fixed latency: 50 ms for an answer; for
+  a stream 50 ms to the first token, then 20 chunks 50 ms apart (--chunk-ms);
+- the targets, each in turn with one worker pinned to CPU 0: the gateway as production
+  runs it (the Procfile's `web:` command: uvicorn, its flags and WEB_CONCURRENCY workers),
+  the bare proxy (benchmarks/bare_proxy.py, the same server flags, nothing but forwarding)
+  and LiteLLM's proxy (`litellm[proxy]` installed from PyPI into its own venv,
+  .aiproxy/bench/litellm-venv, configured with a master key against the same fake provider);
+- the load generator (benchmarks/loadgen.py), the fake provider and Redis pinned to CPU 1.
+
+The gateway runs with everything on: the demo workspace gets rate limits (requests and
+tokens) and a hard budget on its key and on itself, a monthly request quota, usage
+recording and the exact cache, and each request has a unique prompt at temperature 0, so
+every one is a cache miss that is then stored (gateway/cache.py). Nothing in it knows about
+the benchmark. The embedding service (Procfile `embedder:`) runs as in production, once per
+host, and its memory is reported apart from the workers'.
+
+Tests, for every target, with the fake provider measured directly in the same run (the
+difference is the overhead):
+  single   closed loop, 1 client: the latency a lone request pays
+  open500  open loop at 500 requests/s: added latency p50/p99 and errors
+  ladder   open loop at rising rates (6 s each) until p99 passes twice the upstream latency,
+           a request fails or throughput falls behind the offered rate: the highest rate
+           that held is the maximal sustainable throughput
+  stream   200 concurrent streams, closed loop: time-to-first-byte overhead
+  slow     10,000 concurrent slow streams (first token after 1 s, then one chunk a second
+           for 30 s) opened over 20 s, gateway with 2 workers (WEB_CONCURRENCY=2, one per
+           core) against the provider directly: TTFB overhead, and none dropped
+
+Each run records p50/p90/p99/max latency, throughput, errors, the target's CPU seconds
+(whole process tree) and peak RSS (VmHWM). Prints a table and writes
+benchmarks/results/latest.json. Every child runs in its own session and is stopped on
+exit, Ctrl-C or SIGTERM; the embedded databases are stopped too unless --keep-db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("AIPROXY_DATA_DIR", str(ROOT / ".aiproxy" / "bench"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiproxy_site.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+from benchmarks.harness import (  # noqa: E402
+    CLIENT_CPU,
+    PY,
+    SERVER_CPU,
+    cpu_busy,
+    cpu_model,
+    cpu_seconds,
+    cpu_ticks,
+    fake_stats,
+    on_signal,
+    peak_rss_mb,
+    procfile_command,
+    setup,
+    spawn,
+    stop,
+    stop_all_children,
+    trim_usage_stream,
+    versions,
+    wait_http,
+    wait_quiet,
+)
+
+MODEL = "fake-openai"
+RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
+LITELLM_KEY = "sk-bench-litellm-master"
+LADDER = [25, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1800, 2000,
+          2200, 2400, 2700, 3000, 3500, 4000]
+SERVER_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level",
+                "warning", "--timeout-keep-alive", "75"]
+
+
+# ---------------------------------------------------------------- targets
+
+class Target:
+    """One thing to send load at: its URL, how to start it, and its key."""
+
+    def __init__(self, name: str, port: int, key: str | None, command: list[str] | None,
+                 env: dict[str, str] | None = None, cpu: int | None = SERVER_CPU) -> None:
+        self.name, self.port, self.key, self.command, self.env, self.cpu = name, port, key, command, env, cpu
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    def start(self, logdir: Path, timeout: float = 90) -> float:
+        if self.command is None:
+            return 0.0
+        started = time.monotonic()
+        self.proc = spawn(self.command, self.cpu, logdir / f"{self.name}.log", env=self.env)
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else None
+        probe = f"http://127.0.0.1:{self.port}/v1/models" if self.name != "bare" else f"http://127.0.0.1:{self.port}/health"
+        wait_http(probe, headers=headers, proc=self.proc, timeout=timeout)
+        return round(time.monotonic() - started, 2)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+    def cpu_s(self) -> float:
+        return cpu_seconds(self.proc.pid) if self.proc else 0.0
+
+    def rss(self) -> dict[str, Any]:
+        return peak_rss_mb(self.proc.pid) if self.proc else {}
+
+
+def body_for(stream: bool, slow: bool = False, chunk_ms: float = 50.0) -> str:
+    """A unique prompt per request ({n}, and a nonce per run) at temperature 0: cacheable,
+    and always a miss."""
+    text = f"Benchmark {os.urandom(4).hex()} request {{n}}: say hello."
+    if slow:
+        text = "[[fake:ttft_ms=1000]] [[fake:chunk_ms=1000]] [[fake:words=30]] " + text
+    elif stream:
+        text = f"[[fake:ttft_ms=50]] [[fake:chunk_ms={chunk_ms:g}]] [[fake:words=20]] " + text
+    body: dict[str, Any] = {"model": MODEL, "temperature": 0, "messages": [{"role": "user", "content": text}]}
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return json.dumps(body)
+
+
+def load(target: Target, *, concurrency: int | None = None, rate: float | None = None, seconds: float,
+         stream: bool = False, requests: int | None = None, body: str | None = None, ramp: float = 0.0,
+         grace: float = 20.0, cpu: int | None = CLIENT_CPU) -> dict[str, Any]:
+    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--url", target.url, "--body", body or body_for(stream),
+           "--seconds", str(seconds), "--json", "--grace", str(grace)]
+    if rate:
+        cmd += ["--rate", str(rate)]
+    else:
+        cmd += ["-c", str(concurrency or 1)]
+    if requests is not None:
+        cmd += ["--requests", str(requests)]
+    if ramp:
+        cmd += ["--ramp", str(ramp)]
+    if stream:
+        cmd.append("--stream")
+    if target.key:
+        cmd += ["-H", f"Authorization: Bearer {target.key}"]
+    proc = spawn(cmd, cpu, capture=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds + grace + 60)
+    finally:
+        stop(proc)
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+KEEP_USAGE = False  # the smoke run counts the usage events; the benchmark keeps Redis small
+
+
+def measured(target: Target, **kwargs: Any) -> dict[str, Any]:
+    """One load run with the target's CPU seconds and the host's CPU use around it."""
+    if not KEEP_USAGE:
+        trim_usage_stream()  # no Celery worker drains the usage stream during the benchmark
+    cpu0, ticks0 = target.cpu_s(), cpu_ticks()
+    result = load(target, **kwargs)
+    cpu = target.cpu_s() - cpu0
+    result["target_cpu_s"] = round(cpu, 2)
+    result["target_cpu_ms_per_req"] = round(cpu * 1000 / result["ok"], 3) if result["ok"] else None
+    result["host_cpu"] = cpu_busy(ticks0, cpu_ticks())
+    result["peak_rss_mb"] = target.rss().get("max_process")
+    if target.proc is not None and target.proc.poll() is not None:
+        raise RuntimeError(f"{target.name} exited with {target.proc.returncode}")
+    return result
+
+
+def sustainable(run: dict[str, Any], rate: float, p99_limit_ms: float) -> bool:
+    """Held: no errors, p99 within the limit and (nearly) every offered request answered."""
+    p99 = run["latency_ms"]["p99"]
+    return (run["errors"] == 0 and p99 is not None and p99 <= p99_limit_ms
+            and run["ok"] >= 0.98 * run.get("offered", rate * 6))
+
+
+def ladder(target: Target, p99_limit_ms: float, seconds: float, start_at: float = 0.0) -> dict[str, Any]:
+    """Open-loop rates from LADDER until one does not hold; the last that held is the maximum."""
+    steps = []
+    best = 0.0
+    for rate in LADDER:
+        if rate < start_at:
+            continue
+        run = measured(target, rate=rate, seconds=seconds, grace=10.0)
+        ok = sustainable(run, rate, p99_limit_ms)
+        steps.append({"rate": rate, "held": ok, "rps": run["rps"], "errors": run["errors"],
+                      "p50_ms": run["latency_ms"]["p50"], "p99_ms": run["latency_ms"]["p99"],
+                      "cpu_ms_per_req": run["target_cpu_ms_per_req"], "host_cpu": run["host_cpu"]})
+        print(f"  {target.name:8} ladder {rate:>5} req/s: {'held' if ok else 'failed':6} rps {run['rps']:>7.1f} "
+              f"p50 {run['latency_ms']['p50'] or 0:>7.1f} p99 {run['latency_ms']['p99'] or 0:>8.1f} "
+              f"err {run['errors']}", flush=True)
+        if not ok:
+            break
+        best = rate
+    return {"max_sustainable_rps": best, "p99_limit_ms": p99_limit_ms, "steps": steps}
+
+
+# ---------------------------------------------------------------- LiteLLM
+
+def litellm_target(port: int, fake_port: int, workdir: Path, logdir: Path) -> Target:
+    """LiteLLM's proxy in its own venv (installed from PyPI on first use), one worker,
+    master key, the fake provider as an OpenAI-compatible model."""
+    venv = workdir / "litellm-venv"
+    litellm = venv / "bin" / "litellm"
+    if not litellm.exists():
+        print("installing litellm[proxy] into", venv, flush=True)
+        base = os.environ.get("BENCH_PYTHON", "python3.11")
+        subprocess.run([base, "-m", "venv", str(venv)], check=True)
+        with open(logdir / "litellm-install.log", "wb") as log:
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"], check=True, stdout=log,
+                           stderr=subprocess.STDOUT)
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: http://127.0.0.1:{fake_port}/v1\n"
+        "      api_key: sk-fake\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  set_verbose: false\n"
+    )
+    env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)  # no virtual keys: the master key only, no database
+    command = [str(litellm), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    return Target("litellm", port, LITELLM_KEY, command, env=env)
+
+
+def litellm_version(workdir: Path) -> str | None:
+    pip = workdir / "litellm-venv" / "bin" / "pip"
+    if not pip.exists():
+        return None
+    out = subprocess.run([str(pip), "show", "litellm"], capture_output=True, text=True).stdout
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Version:")), None)
+
+
+# ---------------------------------------------------------------- report
+
+def _q(run: dict[str, Any] | None, q: str, section: str = "latency_ms") -> float | None:
+    return None if run is None else run.get(section, {}).get(q)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def overheads(report: dict[str, Any]) -> None:
+    """Target minus direct, for each test that has both."""
+    direct = report["tests"].get("direct", {})
+    for name, tests in report["tests"].items():
+        if name == "direct":
+            continue
+        for test, run in tests.items():
+            base = direct.get(test)
+            if not isinstance(run, dict) or base is None or "latency_ms" not in run:
+                continue
+            section = "ttfb_ms" if run.get("stream") else "latency_ms"
+            run["overhead_ms"] = {q: _minus(_q(run, q, section), _q(base, q, section)) for q in ("p50", "p90", "p99")}
+
+
+def _fmt(v: Any, width: int, digits: int = 1) -> str:
+    if v is None:
+        return f"{'-':>{width}}"
+    if isinstance(v, float):
+        return f"{v:>{width}.{digits}f}"
+    return f"{v!s:>{width}}"
+
+
+def print_table(report: dict[str, Any]) -> None:
+    tests = report["tests"]
+    names = [n for n in ("direct", "gateway", "bare", "litellm") if n in tests]
+    print("\nlatency in ms; overhead = target minus direct in the same run (TTFB for streams)")
+    print(f"{'target':8} {'test':8} {'req/s':>8} {'ok':>7} {'err':>5} {'p50':>7} {'p90':>7} {'p99':>8} {'max':>8} "
+          f"{'+p50':>6} {'+p99':>7} {'cpu s':>6} {'cpu ms/req':>10} {'peak RSS MB':>11}")
+    for test in ("single", "open500", "stream", "slow"):
+        for name in names:
+            run = tests[name].get(test)
+            if not isinstance(run, dict) or "latency_ms" not in run:
+                continue
+            section = "ttfb_ms" if run.get("stream") else "latency_ms"
+            lat = run[section]
+            over = run.get("overhead_ms", {})
+            print(f"{name:8} {test:8} {_fmt(run['rps'], 8)} {run['ok']:>7} {run['errors']:>5} {_fmt(lat['p50'], 7)} "
+                  f"{_fmt(lat['p90'], 7)} {_fmt(lat['p99'], 8)} {_fmt(lat['max'], 8)} {_fmt(over.get('p50'), 6, 2)} "
+                  f"{_fmt(over.get('p99'), 7, 2)} {_fmt(run.get('target_cpu_s'), 6, 2)} "
+                  f"{_fmt(run.get('target_cpu_ms_per_req'), 10, 3)} {_fmt(run.get('peak_rss_mb'), 11)}")
+    print(f"\n{'target':8} {'max sustainable req/s':>22} (p99 <= {report['setup']['p99_limit_ms']:.0f} ms, no errors)")
+    for name in names:
+        lad = tests[name].get("ladder")
+        if isinstance(lad, dict):
+            print(f"{name:8} {lad['max_sustainable_rps']:>22.0f}")
+    ratios = report.get("ratios", {})
+    if ratios:
+        print("\n" + "; ".join(f"{k} {v}" for k, v in ratios.items()))
+    targets = report.get("targets", {})
+    if targets:
+        print("\ntargets (issue 6):")
+        for name, t in targets.items():
+            print(f"  {'MET ' if t['met'] else 'NOT MET'} {name}: {t['measured']} (target {t['target']})")
+    mem = report.get("memory", {})
+    if mem:
+        print("\nmemory: " + "; ".join(f"{k} {v}" for k, v in mem.items()))
+
+
+def judge(report: dict[str, Any]) -> None:
+    """The issue's targets against the figures."""
+    tests = report["tests"]
+    gw = tests.get("gateway", {})
+    out: dict[str, Any] = {}
+    o500 = gw.get("open500", {})
+    if "overhead_ms" in o500:
+        p50, p99 = o500["overhead_ms"]["p50"], o500["overhead_ms"]["p99"]
+        out["open500_added_latency"] = {
+            "measured": f"+{p50} ms p50, +{p99} ms p99, {o500['errors']} errors", "target": "<= 1 ms p50, <= 5 ms p99, no errors",
+            "met": p50 is not None and p99 is not None and p50 <= 1 and p99 <= 5 and o500["errors"] == 0}
+    best = {n: (tests.get(n, {}).get("ladder") or {}).get("max_sustainable_rps") for n in ("gateway", "bare", "litellm")}
+    ratios: dict[str, Any] = {}
+    if best["gateway"] and best["litellm"]:
+        ratios["gateway/litellm"] = round(best["gateway"] / best["litellm"], 1)
+        out["throughput_vs_litellm"] = {"measured": f"{ratios['gateway/litellm']}x ({best['gateway']:.0f} vs "
+                                        f"{best['litellm']:.0f} req/s)", "target": ">= 10x", "met": ratios["gateway/litellm"] >= 10}
+    if best["gateway"] and best["bare"]:
+        ratios["gateway/bare"] = round(best["gateway"] / best["bare"], 2)
+        out["throughput_vs_bare"] = {"measured": f"{ratios['gateway/bare']:.0%} ({best['gateway']:.0f} vs "
+                                     f"{best['bare']:.0f} req/s)", "target": ">= 60%", "met": ratios["gateway/bare"] >= 0.6}
+    stream = gw.get("stream", {})
+    if "overhead_ms" in stream:
+        p99 = stream["overhead_ms"]["p99"]
+        out["stream_ttfb_200"] = {"measured": f"+{p99} ms p99, {stream['errors']} errors", "target": "<= 5 ms p99",
+                                  "met": p99 is not None and p99 <= 5 and stream["errors"] == 0}
+    slow = gw.get("slow", {})
+    if "overhead_ms" in slow:
+        p99 = slow["overhead_ms"]["p99"]
+        out["slow_streams_10000"] = {
+            "measured": f"{slow['ok']} of {slow['sent']} completed, +{p99} ms TTFB p99, {slow['errors']} errors",
+            "target": "<= 100 ms TTFB p99, none dropped",
+            "met": p99 is not None and p99 <= 100 and slow["errors"] == 0 and slow["ok"] == slow["sent"]}
+    report["ratios"] = ratios
+    report["targets"] = out
+
+
+# ---------------------------------------------------------------- smoke checks
+
+def usage_recorded(before: int) -> int:
+    """Usage events the gateway queued since `before` (the stream's length then)."""
+    import redis
+
+    from gateway.record import USAGE_STREAM
+
+    return int(redis.Redis.from_url(os.environ["REDIS_URL"]).xlen(USAGE_STREAM)) - before
+
+
+def usage_flush_count() -> int:
+    """Persist the queued usage events as the Celery task would, and count the demo's rows."""
+    from django_tenants.utils import schema_context
+
+    from analytics.models import UsageEvent
+    from analytics.tasks import usage_flush
+    from tenants.models import Workspace
+
+    usage_flush()
+    with schema_context(Workspace.objects.get(slug="demo").schema_name):
+        return int(UsageEvent.objects.count())
+
+
+# ---------------------------------------------------------------- main
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of the single, open500 and stream runs")
+    parser.add_argument("--ladder-seconds", type=float, default=6.0, help="length of each ladder step")
+    parser.add_argument("--chunk-ms", type=float, default=50.0, help="gap between streamed chunks")
+    parser.add_argument("--stream-concurrency", type=int, default=200)
+    parser.add_argument("--slow-streams", type=int, default=10_000)
+    parser.add_argument("--slow-ramp", type=float, default=20.0, help="open the slow streams over this many seconds")
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--skip-slow-streams", action="store_true")
+    parser.add_argument("--skip-ladder", action="store_true")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a short correctness run (direct, gateway, bare; a few hundred requests): every request "
+                             "answered and its usage recorded; exits 1 otherwise. No timing is judged.")
+    parser.add_argument("--wait-quiet", type=float, default=120, help="wait up to this long for an idle host first")
+    parser.add_argument("--port", type=int, default=18300, help="first of the ports used (127.0.0.1)")
+    parser.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL and Redis running")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON report (default {RESULTS.relative_to(ROOT)})")
+    args = parser.parse_args()
+    if len(os.sched_getaffinity(0)) < 2:
+        print("needs at least 2 CPUs (targets on CPU 0, fake provider and load on CPU 1)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    global KEEP_USAGE
+    KEEP_USAGE = args.smoke
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it: 10,000 streams need the fds
+    out_path = args.out or (Path(os.environ["AIPROXY_DATA_DIR"]) / "smoke.json" if args.smoke else RESULTS)
+    gw_port, bare_port, litellm_port, fake_port = args.port, args.port + 1, args.port + 2, args.port + 3
+    os.environ["FAKE_PROVIDER_URL"] = f"http://127.0.0.1:{fake_port}"
+    workdir = Path(os.environ["AIPROXY_DATA_DIR"])
+    logdir = workdir / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    upstream_ms = 50.0
+    p99_limit = 2 * upstream_ms
+    report: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "smoke": args.smoke,
+        "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "open_files_limit": hard},
+        "versions": versions(("uvicorn", "uvloop", "httptools", "aiohttp", "redis", "hiredis", "orjson", "django")),
+        "setup": {"upstream_latency_ms": upstream_ms, "stream": f"50 ms to the first token, then 20 chunks "
+                  f"{args.chunk_ms:g} ms apart", "p99_limit_ms": p99_limit, "targets_cpu": SERVER_CPU,
+                  "fake_provider_load_and_redis_cpu": CLIENT_CPU, "seconds_per_run": args.seconds,
+                  "ladder_seconds_per_step": args.ladder_seconds},
+        "tests": {},
+    }
+    try:
+        key, notes = setup(gw_port, everything_on=True)
+        report["setup"]["gateway_workspace"] = notes
+        report["host"]["waited_for_quiet_s"] = 0.0 if args.smoke else wait_quiet(args.wait_quiet)
+        fake_env = {**os.environ, "FAKE_LATENCY_MS": str(upstream_ms), "FAKE_WORDS": "20"}
+        fake_cmd = [PY, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(fake_port),
+                    *SERVER_FLAGS]
+        fake = spawn(fake_cmd, CLIENT_CPU, logdir / "fake-provider.log", env=fake_env)
+        wait_http(f"http://127.0.0.1:{fake_port}/health", proc=fake)
+        embedder = spawn(procfile_command("embedder", 0), CLIENT_CPU, logdir / "embedder.log")
+        gw_env = {**os.environ, "WEB_CONCURRENCY": "1"}
+        targets = [
+            Target("direct", fake_port, None, None),
+            Target("gateway", gw_port, key, procfile_command("web", gw_port, gw_env), env=gw_env),
+        ]
+        report["setup"]["gateway_command"] = " ".join(targets[1].command or [])
+        if not args.skip_bare:
+            bare_env = {**os.environ, "BARE_PROXY_UPSTREAM": f"http://127.0.0.1:{fake_port}"}
+            targets.append(Target("bare", bare_port, None, [PY, "-m", "uvicorn", "benchmarks.bare_proxy:app", "--host",
+                                                            "127.0.0.1", "--port", str(bare_port), *SERVER_FLAGS],
+                                  env=bare_env))
+        if not args.skip_litellm and not args.smoke:
+            targets.append(litellm_target(litellm_port, fake_port, workdir, logdir))
+            report["versions"]["litellm"] = litellm_version(workdir) or "?"
+        usage_before = usage_recorded(0)
+        gateway_sent = 0
+        for target in targets:
+            results: dict[str, Any] = report["tests"].setdefault(target.name, {})
+            results["startup_s"] = target.start(logdir)
+            results["rss_after_start_mb"] = target.rss()
+            print(f"\n{target.name}: started in {results['startup_s']} s", flush=True)
+            if args.smoke:
+                results["single"] = measured(target, concurrency=4, seconds=30, requests=100)
+                results["open500"] = measured(target, rate=100, seconds=1)
+                results["stream"] = measured(target, concurrency=8, seconds=30, requests=40, stream=True,
+                                             body=body_for(True, chunk_ms=5))
+            else:
+                load(target, concurrency=16, seconds=2)  # warm: directory, pools, code paths
+                load(target, concurrency=16, seconds=2, stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
+                results["single"] = measured(target, concurrency=1, seconds=args.seconds)
+                results["open500"] = measured(target, rate=500, seconds=args.seconds, grace=20)
+                results["stream"] = measured(target, concurrency=args.stream_concurrency, seconds=args.seconds,
+                                             stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
+                if not args.skip_ladder:
+                    results["ladder"] = ladder(target, p99_limit, args.ladder_seconds)
+            for test in ("single", "open500", "stream"):
+                run = results[test]
+                print(f"  {target.name:8} {test:8} {run['rps']:>8.1f} req/s, {run['ok']} ok, {run['errors']} errors "
+                      f"{run['error_kinds'] or ''}", flush=True)
+            if target.name == "gateway":
+                gateway_sent = sum(results[t]["requests"] + results[t]["errors"] for t in ("single", "open500", "stream"))
+            results["peak_rss_mb"] = target.rss().get("max_process")
+            results["rss_mb"] = target.rss()
+            target.stop()
+        if not args.smoke and not args.skip_slow_streams:
+            slow_streams(report, targets[:2], key, gw_port, args, logdir)
+        report["memory"] = {
+            "gateway worker peak RSS MB": report["tests"]["gateway"].get("peak_rss_mb"),
+            "embedding service RSS MB (one per host)": peak_rss_mb(embedder.pid).get("max_process"),
+        }
+        overheads(report)
+        judge(report)
+        if args.smoke:
+            report["smoke_checks"] = smoke_checks(report, usage_before, gateway_sent)
+        report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(report, indent=2) + "\n")
+        print_table(report)
+        print(f"\nwrote {out_path}")
+        if args.smoke:
+            failed = [name for name, check in report["smoke_checks"].items() if not check["ok"]]
+            for name, check in report["smoke_checks"].items():
+                print(f"  {'ok    ' if check['ok'] else 'FAILED'} {name}: {check['detail']}")
+            return 1 if failed else 0
+        return 0
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping", file=sys.stderr)
+        return 130
+    finally:
+        stop_all_children()
+        if "REDIS_URL" in os.environ:
+            trim_usage_stream()
+        if not args.keep_db:
+            from aiproxy_site.embedded import stop_all
+
+            stop_all()
+
+
+def slow_streams(report: dict[str, Any], targets: list[Target], key: str, gw_port: int, args: argparse.Namespace,
+                 logdir: Path) -> None:
+    """10,000 slow streams held open at once: straight at the provider, then through the
+    gateway with two workers (one per core; each worker holds two sockets a stream)."""
+    direct = targets[0]
+    env = {**os.environ, "WEB_CONCURRENCY": "2"}
+    gateway = Target("gateway", gw_port, key, procfile_command("web", gw_port, env), env=env, cpu=None)
+    body = body_for(True, slow=True)
+    n = args.slow_streams
+    seconds = args.slow_ramp + 5  # every worker starts within the ramp and sends one request
+    for target in (direct, gateway):
+        if target.command is not None:
+            target.start(logdir)
+        before = fake_stats(int(direct.port))
+        run = measured(target, concurrency=n, requests=n, seconds=seconds, stream=True, body=body, ramp=args.slow_ramp,
+                       grace=60.0, cpu=None)
+        after = fake_stats(int(direct.port))
+        run["sent"] = n
+        run["upstream_streams_completed"] = after["streams_completed"] - before["streams_completed"]
+        run["upstream_streams_abandoned"] = after["streams_abandoned"] - before["streams_abandoned"]
+        if target.proc is not None:
+            run["workers"] = 2
+            run["rss_mb"] = target.rss()
+            run["peak_rss_mb"] = run["rss_mb"].get("max_process")
+        report["tests"][target.name]["slow"] = run
+        print(f"  {target.name:8} slow     {run['ok']} of {n} streams completed, {run['errors']} errors "
+              f"{run['error_kinds'] or ''}, TTFB p99 {run['ttfb_ms']['p99']} ms", flush=True)
+        target.stop()
+
+
+def smoke_checks(report: dict[str, Any], usage_before: int, gateway_sent: int) -> dict[str, Any]:
+    checks: dict[str, Any] = {}
+    for name, tests in report["tests"].items():
+        runs = {t: r for t, r in tests.items() if isinstance(r, dict) and "latency_ms" in r}
+        sent = {t: r["requests"] + r["errors"] for t, r in runs.items()}
+        answered = {t: r["ok"] for t, r in runs.items()}
+        checks[f"{name}: every request answered"] = {
+            "ok": all(r["errors"] == 0 and r["ok"] == r["requests"] and r["ok"] > 0 for r in runs.values()),
+            "detail": f"sent {sent}, answered 2xx {answered}"}
+    recorded = usage_recorded(usage_before)
+    checks["gateway: a usage event per request"] = {
+        "ok": recorded == gateway_sent and gateway_sent > 0,
+        "detail": f"{recorded} usage events queued for {gateway_sent} gateway requests"}
+    rows = usage_flush_count()
+    checks["gateway: usage persisted to PostgreSQL"] = {
+        "ok": rows >= gateway_sent and gateway_sent > 0,
+        "detail": f"{rows} usage rows in the demo workspace after the flush task, {gateway_sent} requests sent"}
+    return checks
+
+
+if __name__ == "__main__":
+    sys.exit(main())
