@@ -259,17 +259,33 @@ def request_budget_scopes(key: KeyRecord) -> list[tuple[str, str, dict[str, Any]
     return out
 
 
-def needs_cost_estimate(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int]) -> bool:
-    """Whether a tokens limit or a budget applies (only then is the prompt counted)."""
-    policy = key.policy or {}
-    scopes = [policy.get("key") or {}, policy.get("user") or {}, policy.get("workspace") or {}, global_limits,
-              deployment.model_limits or {}, deployment.provider_limits or {}]
-    return any("tpm" in s for s in scopes) or bool(request_budget_scopes(key))
+@dataclass(frozen=True, slots=True)
+class Scopes:
+    """What limits a key on a deployment, apart from the size of the request: its buckets
+    (scope label, kind, Redis key, limit), budgets (label, id, limit in units, hard, period),
+    the plan's quota and the prices. Worked out once per key record and deployment."""
+
+    buckets: tuple[tuple[str, str, str, int], ...]
+    budgets: tuple[tuple[str, str, int, bool, str], ...]
+    quota: int
+    needs_estimate: bool
+    input_price: Decimal
+    output_price: Decimal
 
 
-def _buckets(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int], tokens: int) -> list[Bucket]:
+_scopes_memo: dict[tuple[int, int, int], tuple[KeyRecord, Deployment, dict[str, int], Scopes]] = {}
+
+
+def limit_scopes(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int]) -> Scopes:
+    """Scopes of (key, deployment), remembered while the directory hands out the same
+    objects (a key record lives 0.5 s, a deployment until the catalog changes); the memo
+    holds the objects themselves, so an id is never reused while remembered."""
+    memo_key = (id(key), id(deployment), id(global_limits))
+    hit = _scopes_memo.get(memo_key)
+    if hit is not None and hit[0] is key and hit[1] is deployment and hit[2] is global_limits:
+        return hit[3]
     policy = key.policy or {}
-    scopes: list[tuple[str, str, dict[str, Any]]] = [
+    sources: list[tuple[str, str, dict[str, Any]]] = [
         (f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy.get("key") or {}),
         ("member", f"user:{key.workspace_id}:{(policy.get('user') or {}).get('id')}", policy.get("user") or {}),
         ("workspace", f"ws:{key.workspace_id}", policy.get("workspace") or {}),
@@ -277,29 +293,48 @@ def _buckets(key: KeyRecord, deployment: Deployment, global_limits: dict[str, in
         (f"provider '{deployment.provider_name}'", f"provider:{deployment.provider_name}", deployment.provider_limits or {}),
         ("gateway", "global", global_limits),
     ]
-    out = []
-    for label, ident, limits in scopes:
+    buckets = []
+    for label, ident, limits in sources:
         if limits.get("rpm"):
-            out.append(Bucket(label, "requests", f"aip:rl:{ident}:rpm", int(limits["rpm"]), 1))
+            buckets.append((label, "requests", f"aip:rl:{ident}:rpm", int(limits["rpm"])))
         if limits.get("tpm"):
-            out.append(Bucket(label, "tokens", f"aip:rl:{ident}:tpm", int(limits["tpm"]), tokens))
-    return out
+            buckets.append((label, "tokens", f"aip:rl:{ident}:tpm", int(limits["tpm"])))
+    budgets = tuple((label, ident, usd_units(budget["amount"]), bool(budget["hard"]), str(budget["period"]))
+                    for label, ident, budget in request_budget_scopes(key))
+    scopes = Scopes(tuple(buckets), budgets, int((policy.get("workspace") or {}).get("quota") or 0),
+                    any(kind == "tokens" for _, kind, _, _ in buckets) or bool(budgets),
+                    Decimal(str(deployment.input_price_per_mtok)), Decimal(str(deployment.output_price_per_mtok)))
+    if len(_scopes_memo) > 4096:
+        _scopes_memo.clear()
+    _scopes_memo[memo_key] = (key, deployment, global_limits, scopes)
+    return scopes
+
+
+def needs_cost_estimate(key: KeyRecord, deployment: Deployment, global_limits: dict[str, int]) -> bool:
+    """Whether a tokens limit or a budget applies (only then is the prompt counted)."""
+    return limit_scopes(key, deployment, global_limits).needs_estimate
+
+
+_HEADER_NAMES = {kind: (f"x-ratelimit-limit-{kind}".encode(), f"x-ratelimit-remaining-{kind}".encode(),
+                        f"x-ratelimit-reset-{kind}".encode()) for kind in ("requests", "tokens")}
 
 
 def _limit_headers(buckets: list[Bucket], remaining: list[float]) -> list[tuple[bytes, bytes]]:
     """OpenAI's x-ratelimit-* headers for the tightest requests and tokens buckets."""
+    tightest: dict[str, tuple[Bucket, float]] = {}
+    for bucket, left in zip(buckets, remaining, strict=True):
+        seen = tightest.get(bucket.kind)
+        if seen is None or left < seen[1]:
+            tightest[bucket.kind] = (bucket, left)
     headers = []
     for kind in ("requests", "tokens"):
-        pairs = [(b, r) for b, r in zip(buckets, remaining, strict=True) if b.kind == kind]
-        if not pairs:
+        if kind not in tightest:
             continue
-        bucket, left = min(pairs, key=lambda p: p[1])
+        bucket, left = tightest[kind]
+        names = _HEADER_NAMES[kind]
         reset = (bucket.limit - left) * 60 / bucket.limit
-        headers += [
-            (f"x-ratelimit-limit-{kind}".encode(), str(bucket.limit).encode()),
-            (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, math.floor(left))).encode()),
-            (f"x-ratelimit-reset-{kind}".encode(), _duration(reset).encode()),
-        ]
+        headers += [(names[0], b"%d" % bucket.limit), (names[1], b"%d" % max(0, math.floor(left))),
+                    (names[2], _duration(reset).encode())]
     return headers
 
 
@@ -317,21 +352,20 @@ async def limits_reserve(
     exhausted. With `cache_key`, the exact-cache entry is read in the same round trip
     (Reservation.cached), once every check passed."""
     now_dt = datetime.now(UTC)
-    policy = key.policy or {}
+    scopes = limit_scopes(key, deployment, global_limits)
     tokens = prompt_tokens + max_output_tokens
-    buckets = _buckets(key, deployment, global_limits, tokens)
+    buckets = [Bucket(label, kind, name, limit, tokens if kind == "tokens" else 1)
+               for label, kind, name, limit in scopes.buckets]
     budgets = []
-    scopes = request_budget_scopes(key)
-    if scopes:
+    if scopes.budgets:
         max_cost = usd_units(
-            Decimal(prompt_tokens) * Decimal(str(deployment.input_price_per_mtok)) / 1_000_000
-            + Decimal(max_output_tokens) * Decimal(str(deployment.output_price_per_mtok)) / 1_000_000
+            Decimal(prompt_tokens) * scopes.input_price / 1_000_000
+            + Decimal(max_output_tokens) * scopes.output_price / 1_000_000
         )
-        for label, ident, budget in scopes:
-            period_key, reset_at = _period(budget["period"], now_dt)
-            budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", usd_units(budget["amount"]), max_cost,
-                                      bool(budget["hard"]), budget["period"], reset_at))
-    quota = (policy.get("workspace") or {}).get("quota")
+        for label, ident, amount, hard, period in scopes.budgets:
+            period_key, reset_at = _period(period, now_dt)
+            budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", amount, max_cost, hard, period, reset_at))
+    quota = scopes.quota
     month_key, month_reset = _month(now_dt)
     reservation = Reservation(os.urandom(16).hex(), buckets, budgets)
     if not buckets and not budgets and not quota:

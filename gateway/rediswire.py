@@ -31,20 +31,27 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
+    """A command in RESP: an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    append = parts.append
     for arg in args:
-        if isinstance(arg, bytes):
+        kind = type(arg)  # the common types first, by identity: this runs for every argument
+        if kind is bytes:
             data = arg
-        elif isinstance(arg, str):
+        elif kind is str:
             data = arg.encode()
-        elif isinstance(arg, int):
+        elif kind is int:
             data = b"%d" % arg
         elif isinstance(arg, float):
             data = repr(arg).encode()
+        elif isinstance(arg, int | str | bytes):  # subclasses (bool, enums)
+            data = arg.encode() if isinstance(arg, str) else (b"%d" % arg if isinstance(arg, int) else bytes(arg))
         else:
             raise TypeError(f"cannot send a {type(arg).__name__} to Redis")
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
+        append(b"$%d\r\n" % len(data))
+        append(data)
+        append(b"\r\n")
+    return b"".join(parts)
 
 
 class _Protocol(asyncio.Protocol):
