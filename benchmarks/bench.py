@@ -85,8 +85,9 @@ from benchmarks.harness import (  # noqa: E402
 MODEL = "fake-openai"
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 LITELLM_KEY = "sk-bench-litellm-master"
-LADDER = [25, 50, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1800, 2000,
-          2200, 2400, 2700, 3000, 3500, 4000]
+LADDER = [10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400,
+          1500, 1600, 1700, 1800, 2000, 2200, 2400, 2700, 3000, 3500, 4000]
+LADDER_START = {"litellm": 10}  # the others start at 200 requests/s
 SERVER_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level",
                 "warning", "--timeout-keep-alive", "75"]
 
@@ -186,6 +187,19 @@ def measured(target: Target, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def settle(target: Target, limit_s: float = 60.0) -> None:
+    """Wait until the target has worked off any backlog (its CPU idle for a second), so
+    one run's overload does not spill into the next."""
+    if target.proc is None:
+        return
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = target.cpu_s()
+        time.sleep(1.0)
+        if target.cpu_s() - before < 0.05:
+            return
+
+
 def sustainable(run: dict[str, Any], rate: float, p99_limit_ms: float) -> bool:
     """Held: no errors, p99 within the limit and (nearly) every offered request answered."""
     p99 = run["latency_ms"]["p99"]
@@ -193,21 +207,29 @@ def sustainable(run: dict[str, Any], rate: float, p99_limit_ms: float) -> bool:
             and run["ok"] >= 0.98 * run.get("offered", rate * 6))
 
 
-def ladder(target: Target, p99_limit_ms: float, seconds: float, start_at: float = 0.0) -> dict[str, Any]:
-    """Open-loop rates from LADDER until one does not hold; the last that held is the maximum."""
+def ladder(target: Target, p99_limit_ms: float, seconds: float) -> dict[str, Any]:
+    """Open-loop rates from LADDER until one does not hold; the last that held is the
+    maximum. A step that fails is run once more and holds if either run held: one stray
+    pause on this shared VM should not end the climb (every target gets the same chance)."""
     steps = []
     best = 0.0
     for rate in LADDER:
-        if rate < start_at:
+        if rate < LADDER_START.get(target.name, 200):
             continue
-        run = measured(target, rate=rate, seconds=seconds, grace=10.0)
-        ok = sustainable(run, rate, p99_limit_ms)
-        steps.append({"rate": rate, "held": ok, "rps": run["rps"], "errors": run["errors"],
-                      "p50_ms": run["latency_ms"]["p50"], "p99_ms": run["latency_ms"]["p99"],
-                      "cpu_ms_per_req": run["target_cpu_ms_per_req"], "host_cpu": run["host_cpu"]})
-        print(f"  {target.name:8} ladder {rate:>5} req/s: {'held' if ok else 'failed':6} rps {run['rps']:>7.1f} "
-              f"p50 {run['latency_ms']['p50'] or 0:>7.1f} p99 {run['latency_ms']['p99'] or 0:>8.1f} "
-              f"err {run['errors']}", flush=True)
+        ok = False
+        settle(target)
+        for attempt in (1, 2):
+            run = measured(target, rate=rate, seconds=seconds, grace=10.0)
+            ok = sustainable(run, rate, p99_limit_ms)
+            steps.append({"rate": rate, "attempt": attempt, "held": ok, "rps": run["rps"], "errors": run["errors"],
+                          "p50_ms": run["latency_ms"]["p50"], "p99_ms": run["latency_ms"]["p99"],
+                          "cpu_ms_per_req": run["target_cpu_ms_per_req"], "host_cpu": run["host_cpu"]})
+            print(f"  {target.name:8} ladder {rate:>5} req/s: {'held' if ok else 'failed':6} rps {run['rps']:>7.1f} "
+                  f"p50 {run['latency_ms']['p50'] or 0:>7.1f} p99 {run['latency_ms']['p99'] or 0:>8.1f} "
+                  f"err {run['errors']} cpu {run['host_cpu'].get(f'cpu{SERVER_CPU}_busy', 0):.0%}/"
+                  f"{run['host_cpu'].get(f'cpu{CLIENT_CPU}_busy', 0):.0%}", flush=True)
+            if ok or run["errors"] > run["ok"]:  # a target that is drowning is not retried
+                break
         if not ok:
             break
         best = rate
@@ -473,14 +495,22 @@ def main() -> int:
                 results["stream"] = measured(target, concurrency=8, seconds=30, requests=40, stream=True,
                                              body=body_for(True, chunk_ms=5))
             else:
-                load(target, concurrency=16, seconds=2)  # warm: directory, pools, code paths
-                load(target, concurrency=16, seconds=2, stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
+                # warm: directory, pools, code paths (LiteLLM gently: a backlog would spill into the runs)
+                warm = 2 if target.name == "litellm" else 16
+                load(target, concurrency=warm, seconds=2)
+                load(target, concurrency=warm, seconds=2, stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
                 results["single"] = measured(target, concurrency=1, seconds=args.seconds)
                 results["open500"] = measured(target, rate=500, seconds=args.seconds, grace=20)
+                settle(target)
+                # the streams start spread over one stream's length: 200 clients arriving together
+                # would stay in lock-step waves for the whole run
+                stream_s = (50 + 20 * args.chunk_ms) / 1000
                 results["stream"] = measured(target, concurrency=args.stream_concurrency, seconds=args.seconds,
-                                             stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
+                                             stream=True, body=body_for(True, chunk_ms=args.chunk_ms), ramp=stream_s)
+                settle(target)
                 if not args.skip_ladder:
                     results["ladder"] = ladder(target, p99_limit, args.ladder_seconds)
+                    settle(target)
             for test in ("single", "open500", "stream"):
                 run = results[test]
                 print(f"  {target.name:8} {test:8} {run['rps']:>8.1f} req/s, {run['ok']} ok, {run['errors']} errors "
