@@ -23,7 +23,9 @@ _session: aiohttp.ClientSession | None = None
 def _pool() -> aiohttp.ClientSession:
     global _session
     if _session is None:
+        # the gateway's client settings (gateway/asgi.py): no total timeout, bounded connect and reads
         _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                                         timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600),
                                          cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
     return _session
 
