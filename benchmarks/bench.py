@@ -395,17 +395,23 @@ def usage_recorded(before: int) -> int:
     return int(redis.Redis.from_url(os.environ["REDIS_URL"]).xlen(USAGE_STREAM)) - before
 
 
-def usage_flush_count() -> int:
-    """Persist the queued usage events as the Celery task would, and count the demo's rows."""
+def usage_rows() -> int:
+    """Usage rows stored in the demo workspace."""
     from django_tenants.utils import schema_context
 
     from analytics.models import UsageEvent
-    from analytics.tasks import usage_flush
     from tenants.models import Workspace
 
-    usage_flush()
     with schema_context(Workspace.objects.get(slug="demo").schema_name):
         return int(UsageEvent.objects.count())
+
+
+def usage_flush_count() -> int:
+    """Persist the queued usage events as the Celery task would, and count the demo's rows."""
+    from analytics.tasks import usage_flush
+
+    usage_flush()
+    return usage_rows()
 
 
 # ---------------------------------------------------------------- main
@@ -483,6 +489,7 @@ def main() -> int:
             targets.append(litellm_target(litellm_port, fake_port, workdir, logdir))
             report["versions"]["litellm"] = litellm_version(workdir) or "?"
         usage_before = usage_recorded(0)
+        rows_before = usage_rows() if args.smoke else 0
         gateway_sent = 0
         for target in targets:
             results: dict[str, Any] = report["tests"].setdefault(target.name, {})
@@ -529,7 +536,7 @@ def main() -> int:
         overheads(report)
         judge(report)
         if args.smoke:
-            report["smoke_checks"] = smoke_checks(report, usage_before, gateway_sent)
+            report["smoke_checks"] = smoke_checks(report, usage_before, rows_before, gateway_sent)
         report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(report, indent=2) + "\n")
@@ -584,7 +591,7 @@ def slow_streams(report: dict[str, Any], targets: list[Target], key: str, gw_por
         target.stop()
 
 
-def smoke_checks(report: dict[str, Any], usage_before: int, gateway_sent: int) -> dict[str, Any]:
+def smoke_checks(report: dict[str, Any], usage_before: int, rows_before: int, gateway_sent: int) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     for name, tests in report["tests"].items():
         runs = {t: r for t, r in tests.items() if isinstance(r, dict) and "latency_ms" in r}
@@ -597,10 +604,10 @@ def smoke_checks(report: dict[str, Any], usage_before: int, gateway_sent: int) -
     checks["gateway: a usage event per request"] = {
         "ok": recorded == gateway_sent and gateway_sent > 0,
         "detail": f"{recorded} usage events queued for {gateway_sent} gateway requests"}
-    rows = usage_flush_count()
+    rows = usage_flush_count() - rows_before
     checks["gateway: usage persisted to PostgreSQL"] = {
-        "ok": rows >= gateway_sent and gateway_sent > 0,
-        "detail": f"{rows} usage rows in the demo workspace after the flush task, {gateway_sent} requests sent"}
+        "ok": rows == gateway_sent and gateway_sent > 0,
+        "detail": f"{rows} new usage rows in the demo workspace after the flush task, {gateway_sent} requests sent"}
     return checks
 
 

@@ -191,6 +191,17 @@ def setup(gateway_port: int, *, everything_on: bool = False) -> tuple[str, dict[
 
     from django_tenants.utils import schema_context
 
+    from gateway.demo import FAKE_MODELS
+    from gateway.models import Provider
+
+    # a data directory kept from an earlier run has the fake providers at that run's port
+    fake_url = settings.FAKE_PROVIDER_URL.rstrip("/")
+    for spec in FAKE_MODELS:
+        provider = Provider.objects.filter(name=spec.provider_name).first()
+        if provider is not None and provider.base_url != fake_url + spec.path:
+            provider.base_url = fake_url + spec.path
+            provider.save()  # republishes the catalog
+
     from billing.models import Plan
     from keys.models import ApiKey
     from keys.services import api_key_policy_update

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +30,7 @@ import redis.asyncio as aioredis
 
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
+from .ids import unique_id
 from .rediswire import WireRedis
 
 UNITS_PER_USD = 10**8
@@ -367,7 +367,7 @@ async def limits_reserve(
             budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", amount, max_cost, hard, period, reset_at))
     quota = scopes.quota
     month_key, month_reset = _month(now_dt)
-    reservation = Reservation(os.urandom(16).hex(), buckets, budgets)
+    reservation = Reservation(unique_id(), buckets, budgets)
     if not buckets and not budgets and not quota:
         reservation.active = False
         if cache_key is not None:

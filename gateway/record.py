@@ -15,6 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .ids import unique_id
 from .limits import SETTLE_FUNCTION, script_for
 from .rediswire import WireRedis
 
@@ -65,7 +66,7 @@ class UsageEvent:
     client_disconnected: bool = False
     error_type: str = ""
     ts: float = field(default_factory=time.time)
-    event_id: str = field(default_factory=lambda: os.urandom(16).hex())
+    event_id: str = field(default_factory=unique_id)
 
 
 def usage_cost(input_tokens: int, output_tokens: int, input_price: float, output_price: float) -> str:
