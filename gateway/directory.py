@@ -8,6 +8,7 @@ second, and a warm request costs no SQL query and (for the key) no Redis round t
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from dataclasses import dataclass
@@ -176,16 +177,26 @@ class Directory:
     def __init__(self, client: aioredis.Redis) -> None:
         self.redis = client
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._catalog: dict[str, Deployment] | None = None
         self._catalog_version: Any = None  # the version as Redis returned it
         self._catalog_checked = 0.0
         self.global_limits: dict[str, int] = {}  # refreshed with the catalog
 
     async def key_lookup(self, key_hash: str) -> KeyRecord | None:
-        now = time.monotonic()
         cached = self._keys.get(key_hash)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        # one read per key however many requests find its record expired at once; shielded,
+        # so a request that is cancelled does not cancel it for the others
+        pending = self._key_reads.get(key_hash)
+        if pending is None:
+            pending = self._key_reads[key_hash] = asyncio.ensure_future(self._key_read(key_hash, cached))
+            pending.add_done_callback(lambda done: self._key_reads.pop(key_hash, None)
+                                      if self._key_reads.get(key_hash) is done else None)
+        return await asyncio.shield(pending)
+
+    async def _key_read(self, key_hash: str, cached: tuple[float, KeyRecord | None] | None) -> KeyRecord | None:
         record: KeyRecord | None
         try:
             raw = await self.redis.get(KEY_PREFIX + key_hash)
@@ -201,7 +212,7 @@ class Directory:
             record = await sync_to_async(key_record_load, thread_sensitive=False)(key_hash)
         if len(self._keys) > 100_000:
             self._keys.clear()
-        self._keys[key_hash] = (now + KEY_TTL, record)
+        self._keys[key_hash] = (time.monotonic() + KEY_TTL, record)
         return record
 
     async def catalog(self) -> dict[str, Deployment]:
