@@ -55,19 +55,27 @@ def _encode(args: tuple[Any, ...]) -> bytes:
 
 
 class _Protocol(asyncio.Protocol):
+    """One connection, with the commands waiting on it (their own queue: replies on a new
+    connection can never be matched with commands sent on an old one)."""
+
     def __init__(self, owner: WireRedis) -> None:
         self.owner = owner
         self.reader = hiredis.Reader()
+        self.waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
-        waiters = self.owner.waiters
+        waiters = self.waiters
         while True:
             reply = self.reader.gets()
             if reply is False:
                 return
             if not waiters:  # a reply nobody waits for: the stream is out of step
-                self.owner.fail(RedisConnectionError("Redis sent a reply to no command"))
+                self.owner.fail(RedisConnectionError("Redis sent a reply to no command"), self)
                 return
             future, _ = waiters.popleft()
             if future.done():
@@ -79,7 +87,7 @@ class _Protocol(asyncio.Protocol):
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.fail(RedisConnectionError("Connection to Redis lost"), lost=self)
+        self.owner.fail(RedisConnectionError("Connection to Redis lost"), self)
 
 
 class WireRedis:
@@ -89,7 +97,6 @@ class WireRedis:
         self.options = parse_url(url)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self.waiters: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.transport: asyncio.Transport | None = None
         self.protocol: _Protocol | None = None
         self._connecting: asyncio.Future[None] | None = None
@@ -132,10 +139,10 @@ class WireRedis:
                 self._connecting = None
 
     def _send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
-        assert self.transport is not None
+        assert self.transport is not None and self.protocol is not None
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self.waiters.append((future, time.monotonic()))
+        self.protocol.waiters.append((future, time.monotonic()))
         self.transport.write(_encode(args))
         if self._watchdog is None:
             self._watchdog = loop.call_later(self.timeout / 4, self._check)
@@ -149,21 +156,24 @@ class WireRedis:
     def _check(self) -> None:
         """Fail the connection when its oldest command has waited longer than the timeout."""
         self._watchdog = None
-        if not self.waiters:
+        protocol = self.protocol
+        if protocol is None or not protocol.waiters:
             return
-        if time.monotonic() - self.waiters[0][1] > self.timeout:
-            self.fail(RedisTimeoutError("Timeout reading from Redis"))
+        if time.monotonic() - protocol.waiters[0][1] > self.timeout:
+            self.fail(RedisTimeoutError("Timeout reading from Redis"), protocol)
             return
         self._watchdog = asyncio.get_running_loop().call_later(self.timeout / 4, self._check)
 
-    def fail(self, error: Exception, lost: _Protocol | None = None) -> None:
-        """Close the connection and fail every command waiting on it."""
-        if lost is not None and lost is not self.protocol:
-            return  # an earlier connection, already failed
-        transport, self.transport, self.protocol = self.transport, None, None
-        waiters, self.waiters = self.waiters, deque()
-        if transport is not None:
-            transport.abort()
+    def fail(self, error: Exception, protocol: _Protocol | None = None) -> None:
+        """Close a connection (by default the current one) and fail every command waiting on it."""
+        protocol = protocol or self.protocol
+        if protocol is None:
+            return
+        if protocol is self.protocol:
+            self.transport, self.protocol = None, None
+        if protocol.transport is not None and not protocol.transport.is_closing():
+            protocol.transport.abort()
+        waiters, protocol.waiters = protocol.waiters, deque()
         for future, _ in waiters:
             if not future.done():
                 future.set_exception(error)
