@@ -35,6 +35,11 @@ difference is the overhead):
            for 30 s) opened over 20 s, gateway with 2 workers (WEB_CONCURRENCY=2, one per
            core) against the provider directly: TTFB overhead, and none dropped
 
+Before and after, benchmarks/steadiness.py runs a plain busy loop on each CPU for 10 s and
+records how often the VM ran it slow (a shared host: episodes of 100-200 ms at a fraction
+of the usual speed, about every 1-1.5 s on this machine). Those episodes, not the targets,
+make the clusters of slow requests that set the open-loop p99s here.
+
 Each run records p50/p90/p99/max latency, throughput, errors, the target's CPU seconds
 (whole process tree) and peak RSS (VmHWM). Prints a table and writes
 benchmarks/results/latest.json. Every child runs in its own session and is stopped on
@@ -81,6 +86,8 @@ from benchmarks.harness import (  # noqa: E402
     wait_http,
     wait_quiet,
 )
+from benchmarks.steadiness import describe as steadiness_describe  # noqa: E402
+from benchmarks.steadiness import probe as steadiness_probe  # noqa: E402
 
 MODEL = "fake-openai"
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
@@ -342,6 +349,9 @@ def print_table(report: dict[str, Any]) -> None:
         print("\ntargets (issue 6):")
         for name, t in targets.items():
             print(f"  {'MET ' if t['met'] else 'NOT MET'} {name}: {t['measured']} (target {t['target']})")
+    steadiness = report.get("host", {}).get("steadiness", {})
+    for when, result in steadiness.items():
+        print(f"\nhost steadiness {when}: {steadiness_describe(result)}")
     mem = report.get("memory", {})
     if mem:
         print("\nmemory: " + "; ".join(f"{k} {v}" for k, v in mem.items()))
@@ -431,6 +441,8 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="a short correctness run (direct, gateway, bare; a few hundred requests): every request "
                              "answered and its usage recorded; exits 1 otherwise. No timing is judged.")
+    parser.add_argument("--steadiness-seconds", type=float, default=10.0,
+                        help="length of the host steadiness probe run before and after (benchmarks/steadiness.py)")
     parser.add_argument("--wait-quiet", type=float, default=120, help="wait up to this long for an idle host first")
     parser.add_argument("--port", type=int, default=18300, help="first of the ports used (127.0.0.1)")
     parser.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL and Redis running")
@@ -468,6 +480,10 @@ def main() -> int:
         key, notes = setup(gw_port, everything_on=True)
         report["setup"]["gateway_workspace"] = notes
         report["host"]["waited_for_quiet_s"] = 0.0 if args.smoke else wait_quiet(args.wait_quiet)
+        # how steadily the VM's CPUs run, before and after: slow episodes here set the p99s
+        steady_s = 1.0 if args.smoke else args.steadiness_seconds
+        report["host"]["steadiness"] = {"before": steadiness_probe((SERVER_CPU, CLIENT_CPU), steady_s)}
+        print("host steadiness before: " + steadiness_describe(report["host"]["steadiness"]["before"]), flush=True)
         fake_env = {**os.environ, "FAKE_LATENCY_MS": str(upstream_ms), "FAKE_WORDS": "20"}
         fake_cmd = [PY, "-m", "uvicorn", "gateway.fake_provider:app", "--host", "127.0.0.1", "--port", str(fake_port),
                     *SERVER_FLAGS]
@@ -529,6 +545,8 @@ def main() -> int:
             target.stop()
         if not args.smoke and not args.skip_slow_streams:
             slow_streams(report, targets[:2], key, gw_port, args, logdir)
+        if not args.smoke:
+            report["host"]["steadiness"]["after"] = steadiness_probe((SERVER_CPU, CLIENT_CPU), steady_s)
         report["memory"] = {
             "gateway worker peak RSS MB": report["tests"]["gateway"].get("peak_rss_mb"),
             "embedding service RSS MB (one per host)": peak_rss_mb(embedder.pid).get("max_process"),

@@ -56,3 +56,5 @@ def test_bench_smoke_answers_every_request_and_records_its_usage() -> None:
         assert run["errors"] == 0 and run["ok"] == run["requests"] > 0, (test, run)
     assert gateway["stream"]["ttfb_ms"]["p50"] is not None  # the streams streamed
     assert report["setup"]["gateway_command"].split()[1:3] == ["-m", "uvicorn"]  # the Procfile's server
+    probe = report["host"]["steadiness"]["before"]  # the host probe ran on both CPUs
+    assert probe["cpu0"]["windows"] > 0 and probe["cpu1"]["windows"] > 0
