@@ -9,7 +9,11 @@ reserved in one Redis round trip (a Lua script), settled when the answer is comp
   request's maximum cost (prompt tokens plus maximum output tokens at catalog prices). A
   hard budget refuses a request whose reservation could pass it, so concurrent requests
   never overshoot. Reservations carry an expiry: one that a killed process never settled
-  is dropped by the next check, so nothing leaks.
+  stops counting after 15-16 minutes, so nothing leaks (see RESERVE's time-slot cells).
+- Redis work per request is kept small, as every gateway worker shares one Redis: a bucket
+  is one string (all read by one MGET), a budget one hash with its spend and a fixed set of
+  reservation cells (one HMGET), so a request costs about 30 Redis calls inside its two
+  scripts where it took 60.
 - Money is counted in integer units of 1e-8 USD (the precision of stored costs), so the
   Redis counters add up to the database's sums exactly.
 - Real-time spend: settling also adds the cost to per-day counters for the workspace, the
@@ -21,6 +25,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -30,7 +35,6 @@ import redis.asyncio as aioredis
 
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
-from .ids import unique_id
 from .rediswire import WireRedis
 
 UNITS_PER_USD = 10**8
@@ -38,47 +42,66 @@ RESERVATION_TTL_MS = 15 * 60 * 1000  # longer than any request the gateway lets 
 SPEND_DAY_TTL_S = 40 * 24 * 3600
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
 
+# Reservations in flight are kept per budget in RESERVATION_CELLS cells of its hash, one per
+# time slot (RESERVATION_TTL_MS / RESERVATION_SLOTS long) in rotation: field 'c<n>' holds
+# "<slot> <units>". A check counts the cells of the last RESERVATION_SLOTS + 1 slots, so a
+# reservation that no process settles (one killed mid-request) stops counting after 15-16
+# minutes with nothing to clean up, and the hash never grows.
+RESERVATION_SLOTS = 15
+RESERVATION_CELLS = RESERVATION_SLOTS + 2
+
 RESERVE = """
 local now = tonumber(ARGV[1])
-local rid = ARGV[2]
-local ttl = tonumber(ARGV[3])
-local nb = tonumber(ARGV[4])
-local nbud = tonumber(ARGV[5])
-local nq = tonumber(ARGV[6])
-local fetch = ARGV[7] == '1'  -- the last key is an exact-cache entry, read once every check passed
-local a = 8
-local k = 1
+local slot = math.floor(now / tonumber(ARGV[2]))
+local nb = tonumber(ARGV[3])
+local nbud = tonumber(ARGV[4])
+local nq = tonumber(ARGV[5])
+local fetch = ARGV[6] == '1'  -- the last key is an exact-cache entry, read once every check passed
+local a = 7
 local tokens = {}
-for i = 1, nb do
-  local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1])
-  local st = redis.call('HMGET', KEYS[k], 't', 'ts')
-  local t = tonumber(st[1]); local ts = tonumber(st[2])
-  if t == nil then t = limit; ts = now end
-  t = math.min(limit, t + (now - ts) * limit / 60000)
-  if t < cost then
-    return {0, 'bucket', i, tostring(t)}
+if nb > 0 then
+  -- every bucket in one read; a bucket is the string '<tokens> <ms of last update>'
+  local states = redis.call('MGET', unpack(KEYS, 1, nb))
+  for i = 1, nb do
+    local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1])
+    local t = limit
+    local v = states[i]
+    if v then
+      local sp = string.find(v, ' ', 1, true)
+      local last = sp and tonumber(string.sub(v, 1, sp - 1)); local ts = sp and tonumber(string.sub(v, sp + 1))
+      if last and ts then t = math.min(limit, last + (now - ts) * limit / 60000) end
+    end
+    if t < cost then
+      return {0, 'bucket', i, tostring(t)}
+    end
+    tokens[i] = t
+    a = a + 2
   end
-  tokens[i] = t
-  a = a + 2; k = k + 1
 end
-local spent = {}
+local k = nb + 1
+local fields = {'spent'}
+for c = 0, """ + str(RESERVATION_CELLS - 1) + """ do fields[#fields + 1] = 'c' .. c end
+local cell = 'c' .. (slot % """ + str(RESERVATION_CELLS) + """)
+local held = {}
 for i = 1, nbud do
   local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1]); local hard = ARGV[a + 2]
-  local h = KEYS[k]; local z = KEYS[k + 1]
-  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  for _, id in ipairs(expired) do
-    local amount = tonumber(redis.call('HGET', h, 'r:' .. id) or '0')
-    redis.call('HDEL', h, 'r:' .. id)
-    redis.call('HINCRBY', h, 'reserved', -amount)
-    redis.call('ZREM', z, id)
+  local st = redis.call('HMGET', KEYS[k], unpack(fields))
+  local s = tonumber(st[1] or '0')
+  local r, mine = 0, 0
+  for c = 2, #st do
+    local v = st[c]
+    if v then
+      local sp = string.find(v, ' ', 1, true)
+      local at = tonumber(string.sub(v, 1, sp - 1)); local units = tonumber(string.sub(v, sp + 1))
+      if at > slot - """ + str(RESERVATION_SLOTS + 1) + """ and at <= slot then r = r + units end
+      if at == slot and fields[c] == cell then mine = units end
+    end
   end
-  local s = tonumber(redis.call('HGET', h, 'spent') or '0')
-  local r = tonumber(redis.call('HGET', h, 'reserved') or '0')
   if hard == '1' and s + r + cost > limit then
     return {0, 'budget', i, tostring(s), tostring(r)}
   end
-  spent[i] = s
-  a = a + 4; k = k + 2
+  held[i] = mine
+  a = a + 4; k = k + 1
 end
 for i = 1, nq do
   local limit = tonumber(ARGV[a])
@@ -89,64 +112,67 @@ for i = 1, nq do
   a = a + 1; k = k + 1
 end
 -- every check passed: take from the buckets, reserve the budgets, count the request
-a = 8; k = 1
+a = 7; k = 1
 local remaining = {}
 for i = 1, nb do
-  local cost = tonumber(ARGV[a + 1])
-  redis.call('HSET', KEYS[k], 't', tostring(tokens[i] - cost), 'ts', now)
-  redis.call('PEXPIRE', KEYS[k], 120000)
-  remaining[i] = tostring(tokens[i] - cost)
+  local left = tostring(tokens[i] - tonumber(ARGV[a + 1]))
+  redis.call('SET', KEYS[k], left .. ' ' .. now, 'PX', 120000)
+  remaining[i] = left
   a = a + 2; k = k + 1
 end
 for i = 1, nbud do
   local cost = tonumber(ARGV[a + 1]); local expire_s = tonumber(ARGV[a + 3])
-  local h = KEYS[k]; local z = KEYS[k + 1]
-  redis.call('HINCRBY', h, 'reserved', cost)
-  redis.call('HSET', h, 'r:' .. rid, cost)
-  redis.call('ZADD', z, now + ttl, rid)
-  if expire_s > 0 then
-    redis.call('EXPIRE', h, expire_s); redis.call('EXPIRE', z, expire_s)
-  end
-  a = a + 4; k = k + 2
+  redis.call('HSET', KEYS[k], cell, slot .. ' ' .. (held[i] + cost))
+  if expire_s > 0 then redis.call('EXPIRE', KEYS[k], expire_s) end
+  a = a + 4; k = k + 1
 end
 for i = 1, nq do
-  redis.call('INCR', KEYS[k])
-  redis.call('EXPIRE', KEYS[k], 3456000)
+  if redis.call('INCR', KEYS[k]) == 1 then redis.call('EXPIRE', KEYS[k], 3456000) end
   a = a + 1; k = k + 1
 end
 local cached = false
 if fetch then cached = redis.call('GET', KEYS[#KEYS]) end
-return {1, remaining, cached}
+return {1, remaining, cached, slot}
 """
 
 SETTLE_FUNCTION = """
 local function settle(keys, argv)
-  local rid = argv[1]
+  local slot = argv[1]
   local nb = tonumber(argv[2])
   local nbud = tonumber(argv[3])
   local day_ttl = tonumber(argv[4])
   local a = 5
   local k = 1
-  for i = 1, nb do
-    local limit = tonumber(argv[a]); local refund = tonumber(argv[a + 1])
-    local t = tonumber(redis.call('HGET', keys[k], 't'))
-    if t ~= nil and refund ~= 0 then
-      redis.call('HSET', keys[k], 't', tostring(math.min(limit, t + refund)))
+  -- give back unused tokens (only buckets with something to give back are passed)
+  if nb > 0 then
+    local states = redis.call('MGET', unpack(keys, 1, nb))
+    for i = 1, nb do
+      local v = states[i]
+      local sp = v and string.find(v, ' ', 1, true)
+      if sp then
+        local limit = tonumber(argv[a]); local refund = tonumber(argv[a + 1])
+        local t = tonumber(string.sub(v, 1, sp - 1))
+        redis.call('SET', keys[i], tostring(math.min(limit, t + refund)) .. string.sub(v, sp), 'KEEPTTL')
+      end
+      a = a + 2
     end
-    a = a + 2; k = k + 1
+    k = nb + 1
   end
+  local cell = 'c' .. (tonumber(slot) % """ + str(RESERVATION_CELLS) + """)
   local spent = {}
   for i = 1, nbud do
-    local cost = tonumber(argv[a])
-    local h = keys[k]; local z = keys[k + 1]
-    local amount = redis.call('HGET', h, 'r:' .. rid)
-    if amount then
-      redis.call('HDEL', h, 'r:' .. rid)
-      redis.call('HINCRBY', h, 'reserved', -tonumber(amount))
-      redis.call('ZREM', z, rid)
+    local held = tonumber(argv[a]); local cost = tonumber(argv[a + 1])
+    local h = keys[k]
+    local v = redis.call('HGET', h, cell)
+    if v then
+      local sp = string.find(v, ' ', 1, true)
+      if string.sub(v, 1, sp - 1) == slot then
+        local left = tonumber(string.sub(v, sp + 1)) - held
+        if left > 0 then redis.call('HSET', h, cell, slot .. ' ' .. left) else redis.call('HDEL', h, cell) end
+      end
     end
     spent[i] = redis.call('HINCRBY', h, 'spent', cost)
-    a = a + 1; k = k + 2
+    a = a + 2; k = k + 1
   end
   local day = keys[k]
   local cost = tonumber(argv[a])
@@ -207,13 +233,13 @@ class BudgetLine:
 
 @dataclass(slots=True)
 class Reservation:
-    request_id: str
     buckets: list[Bucket]
     budgets: list[BudgetLine]
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     active: bool = True
     # the exact-cache entry asked for with `cache_key`, read in the same round trip (None: no entry)
     cached: bytes | None = None
+    slot: int = 0  # the time slot whose cell holds the budgets' reservations (RESERVE)
 
 
 def _period(period: str, now: datetime) -> tuple[str, datetime | None]:
@@ -367,19 +393,19 @@ async def limits_reserve(
             budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", amount, max_cost, hard, period, reset_at))
     quota = scopes.quota
     month_key, month_reset = _month(now_dt)
-    reservation = Reservation(unique_id(), buckets, budgets)
+    reservation = Reservation(buckets, budgets)
     if not buckets and not budgets and not quota:
         reservation.active = False
         if cache_key is not None:
             reservation.cached = cast("bytes | None", await client.get(cache_key))
         return reservation
     keys: list[str] = [b.key for b in buckets]
-    args: list[Any] = [int(time.time() * 1000), reservation.request_id, RESERVATION_TTL_MS, len(buckets), len(budgets),
+    args: list[Any] = [int(time.time() * 1000), RESERVATION_TTL_MS / RESERVATION_SLOTS, len(buckets), len(budgets),
                        1 if quota else 0, 1 if cache_key is not None else 0]
     for b in buckets:
         args += [b.limit, b.cost]
     for line in budgets:
-        keys += [line.key, line.key + ":r"]
+        keys.append(line.key)
         ttl = int((line.reset_at - now_dt).total_seconds()) + 7 * 86400 if line.reset_at else 0
         args += [line.limit, line.cost, "1" if line.hard else "0", ttl]
     if quota:
@@ -391,6 +417,7 @@ async def limits_reserve(
     if int(result[0]) == 1:
         reservation.headers = _limit_headers(buckets, [float(r) for r in result[1]]) if buckets else []
         reservation.cached = result[2] or None
+        reservation.slot = int(result[3])
         return reservation
     kind, index = _text(result[1]), int(result[2]) - 1
     if kind == "bucket":
@@ -446,16 +473,56 @@ def settle_args(
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for SETTLE: give back unused tokens, replace reservations by the real
     cost, add it to today's spend counters (run in the same round trip as the usage event)."""
-    buckets = reservation.buckets if reservation and reservation.active else []
-    budgets = reservation.budgets if reservation and reservation.active else []
-    keys = [b.key for b in buckets]
+    active = reservation is not None and reservation.active
+    # only the buckets with tokens to give back (a requests bucket keeps the request it took)
+    refunds = [(b, b.cost - tokens_used) for b in reservation.buckets if b.kind == "tokens" and b.cost != tokens_used] \
+        if reservation is not None and active else []
+    budgets = reservation.budgets if reservation is not None and active else []
+    keys = [b.key for b, _ in refunds]
     units = usd_units(cost)
-    args: list[Any] = [reservation.request_id if reservation else "-", len(buckets), len(budgets), SPEND_DAY_TTL_S]
-    for b in buckets:
-        args += [b.limit, (b.cost - tokens_used) if b.kind == "tokens" else 0]
+    args: list[Any] = [reservation.slot if reservation is not None else 0, len(refunds), len(budgets), SPEND_DAY_TTL_S]
+    for b, refund in refunds:
+        args += [b.limit, refund]
     for line in budgets:
-        keys += [line.key, line.key + ":r"]
-        args.append(units)
+        keys.append(line.key)
+        args += [line.cost, units]
     keys.append(f"aip:spend:{key.schema}:{_today()}")
     args += [units, "1" if counted else "0", "workspace", f"key:{key.key_id}", f"model:{model}"]
     return keys, args
+
+
+def budget_reserved(state: Mapping[Any, Any], now_ms: int | None = None) -> int:
+    """Units a budget's hash (as HGETALL returns it) holds for requests in flight, counted
+    as RESERVE counts them."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    slot = math.floor(now_ms / (RESERVATION_TTL_MS / RESERVATION_SLOTS))
+    total = 0
+    for name, value in state.items():
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        if name.startswith("c") and name[1:].isdigit():
+            at, units = (value.decode() if isinstance(value, bytes) else str(value)).split(" ")
+            if slot - RESERVATION_SLOTS - 1 < int(at) <= slot:
+                total += int(units)
+    return total
+
+
+def settle_args_upgrade(settle: tuple[list[str], list[Any]] | list[Any] | None) -> tuple[list[str], list[Any]] | None:
+    """A settlement spooled before the reservation cells (its first argument a request id,
+    two keys per budget) in today's layout: the spend is still counted; the old
+    reservation is left to expire."""
+    if settle is None:
+        return None
+    keys, args = list(settle[0]), list(settle[1])
+    if isinstance(args[0], int):  # today's first argument is the slot, a number; it was an id string
+        return keys, args
+    nb, nbud = int(args[1]), int(args[2])
+    refunds = [(keys[i], args[4 + 2 * i], args[5 + 2 * i]) for i in range(nb) if int(args[5 + 2 * i]) != 0]
+    budget_keys = [keys[nb + 2 * i] for i in range(nbud)]
+    costs = args[4 + 2 * nb: 4 + 2 * nb + nbud]
+    new_keys = [k for k, _, _ in refunds] + budget_keys + keys[nb + 2 * nbud:]
+    new_args: list[Any] = [0, len(refunds), nbud, args[3]]
+    for _, limit, refund in refunds:
+        new_args += [limit, refund]
+    for cost in costs:
+        new_args += [0, cost]
+    return new_keys, new_args + args[4 + 2 * nb + nbud:]

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .ids import unique_id
-from .limits import SETTLE_FUNCTION, script_for
+from .limits import SETTLE_FUNCTION, script_for, settle_args_upgrade
 from .rediswire import WireRedis
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class UsageSpool:
             item = orjson.loads(line)
             event = UsageEvent(**item["event"])
             try:
-                await _send(client, event, item["settle"])
+                await _send(client, event, settle_args_upgrade(item["settle"]))
             except RedisError:
                 with self.lock, open(self.path, "ab") as out:
                     out.write(b"\n".join(lines[i:]) + b"\n")

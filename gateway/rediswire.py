@@ -31,7 +31,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def _encode(args: tuple[Any, ...]) -> bytes:
-    """A command in RESP: an array of bulk strings."""
+    """A command in RESP: an array of bulk strings (hiredis's C encoder; this one for the
+    types it refuses, such as bool and str or int subclasses)."""
+    try:
+        return hiredis.pack_command(args)  # type: ignore[no-any-return]
+    except TypeError:
+        return _encode_py(args)
+
+
+def _encode_py(args: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     append = parts.append
     for arg in args:

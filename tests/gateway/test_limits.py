@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -46,11 +47,11 @@ def test_unsettled_reservation_expires_and_frees_the_budget(monkeypatch):  # typ
             await asyncio.sleep(0.3)
             second = await _reserve(client, key)  # the first reservation has expired
             budget_key = second.budgets[0].key
-            assert int(await client.hget(budget_key, "reserved") or 0) == 3_000_000
+            assert limits.budget_reserved(await client.hgetall(budget_key)) == 3_000_000
             keys, args = limits.settle_args(second, key, model="m", tokens_used=16, cost="0.016", counted=True)
             await limits.script_for(client, limits.SETTLE)(keys=keys, args=args)
             state = await client.hgetall(budget_key)
-            assert int(state[b"reserved"]) == 0 and int(state[b"spent"]) == 1_600_000
+            assert limits.budget_reserved(state) == 0 and int(state[b"spent"]) == 1_600_000
         finally:
             await client.aclose()
 
@@ -67,7 +68,7 @@ def test_settling_releases_the_reservation_and_adds_real_spend_to_today():  # ty
             keys, args = limits.settle_args(reservation, key, model="m", tokens_used=16, cost="0.016", counted=True)
             await limits.script_for(client, limits.SETTLE)(keys=keys, args=args)
             state = await client.hgetall(reservation.budgets[0].key)
-            assert int(state[b"reserved"]) == 0 and int(state[b"spent"]) == 1_600_000
+            assert limits.budget_reserved(state) == 0 and int(state[b"spent"]) == 1_600_000
             day = await client.hgetall(keys[-1])
             assert int(day[f"key:{key.key_id}".encode()]) == 1_600_000 and int(day[b"model:m:requests"]) >= 1
         finally:
@@ -85,3 +86,72 @@ def test_period_keys_and_resets() -> None:
     assert limits._period("monthly", now) == ("m2026-11", datetime(2026, 12, 1, tzinfo=UTC))
     assert limits._period("monthly", datetime(2026, 12, 31, tzinfo=UTC))[1] == datetime(2027, 1, 1, tzinfo=UTC)
     assert limits._period("lifetime", now) == ("lifetime", None)
+
+
+def _tokens_key(tpm: int) -> KeyRecord:
+    unique = 10**6 + uuid.uuid4().int % 10**6
+    return KeyRecord(key_hash="h", workspace_id=unique, schema="ws_unit", slug="unit", key_id=unique, key_name="unit",
+                     revoked=False, policy={"key": {"tpm": tpm, "rpm": 100,
+                                                    "budget": {"amount": "1.00", "period": "monthly", "hard": True,
+                                                               "thresholds": []}}})
+
+
+def test_reservations_share_a_cell_and_settle_one_by_one():  # type: ignore[no-untyped-def]
+    key = _tokens_key(10_000)
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            first, second = await _reserve(client, key), await _reserve(client, key)
+            budget_key = first.budgets[0].key
+            state: Any = await client.hgetall(budget_key)
+            assert limits.budget_reserved(state) == 6_000_000  # two requests of up to $0.03 in flight
+            assert len([name for name in state if name.startswith(b"c")]) <= 2  # one cell per time slot
+            tokens_key = next(b.key for b in first.buckets if b.kind == "tokens")
+            left, _ = cast("bytes", await client.get(tokens_key)).decode().split(" ")
+            assert 10_000 - 60 <= float(left) < 10_000 - 30  # each took 30 tokens (the bucket refills 167 a second)
+            assert 0 < await client.pttl(tokens_key) <= 120_000
+            keys, args = limits.settle_args(first, key, model="m", tokens_used=16, cost="0.016", counted=True)
+            assert tokens_key in keys and not any(k.endswith(":rpm") for k in keys)  # only refunds are passed
+            await limits.script_for(client, limits.SETTLE)(keys=keys, args=args)
+            state = await client.hgetall(budget_key)
+            assert limits.budget_reserved(state) == 3_000_000 and int(state[b"spent"]) == 1_600_000
+            left_after, _ = cast("bytes", await client.get(tokens_key)).decode().split(" ")
+            assert 14 <= float(left_after) - float(left) < 14 + 30  # 30 reserved, 16 used: 14 given back
+            keys, args = limits.settle_args(second, key, model="m", tokens_used=30, cost="0.03", counted=True)
+            await limits.script_for(client, limits.SETTLE)(keys=keys, args=args)
+            state = await client.hgetall(budget_key)
+            assert limits.budget_reserved(state) == 0 and int(state[b"spent"]) == 4_600_000
+            assert not [name for name in state if name.startswith(b"c")]  # an emptied cell is removed
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_buckets_left_by_the_previous_format_do_not_break_a_request():  # type: ignore[no-untyped-def]
+    key = _tokens_key(10_000)
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(settings.REDIS_URL)
+        try:
+            scopes = limits.limit_scopes(key, DEPLOYMENT, {})
+            for _, _, name, _ in scopes.buckets:  # a hash, as buckets were stored before
+                await client.hset(name, mapping={"t": "5", "ts": "1"})
+            reservation = await _reserve(client, key)  # read as a full bucket, then overwritten
+            assert reservation.active
+            assert [await client.type(b.key) for b in reservation.buckets] == [b"string"] * len(reservation.buckets)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_settlement_spooled_in_the_previous_layout_still_counts_its_spend():  # type: ignore[no-untyped-def]
+    old = (["aip:rl:k:rpm", "aip:rl:k:tpm", "aip:bud:key:s:1:lifetime", "aip:bud:key:s:1:lifetime:r", "aip:spend:s:d"],
+           ["0f" * 16, 2, 1, 3456000, 100, 0, 1000, 14, 1_600_000, 1_600_000, "1", "workspace", "key:1", "model:m"])
+    keys, args = limits.settle_args_upgrade(old)  # type: ignore[misc]
+    assert keys == ["aip:rl:k:tpm", "aip:bud:key:s:1:lifetime", "aip:spend:s:d"]
+    assert args == [0, 1, 1, 3456000, 1000, 14, 0, 1_600_000, 1_600_000, "1", "workspace", "key:1", "model:m"]
+    assert limits.settle_args_upgrade((keys, args)) == (keys, args)  # today's layout passes through
+    assert limits.settle_args_upgrade(None) is None

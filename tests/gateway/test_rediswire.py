@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.rediswire import WireRedis
+from gateway.rediswire import WireRedis, _encode
 
 
 def _run(coro):  # type: ignore[no-untyped-def]
@@ -110,3 +110,11 @@ def test_an_unreachable_redis_is_a_connection_error() -> None:
             await client.execute("PING")
 
     _run(run())
+
+
+def test_commands_are_encoded_as_resp_whatever_the_argument_types() -> None:
+    expected = b"*6\r\n$3\r\nSET\r\n$2\r\n\xc3\xa9\r\n$2\r\n-5\r\n$3\r\n1.5\r\n$2\r\n\x00x\r\n$1\r\n1\r\n"
+    assert _encode(("SET", "é", -5, 1.5, b"\x00x", True)) == expected  # a bool: the Python encoder
+    assert _encode(("SET", "é", -5, 1.5, b"\x00x", 1)) == expected  # hiredis's
+    with pytest.raises(TypeError):
+        _encode(("SET", None))
