@@ -21,7 +21,7 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -51,7 +51,7 @@ from .limits import (
     request_budget_scopes,
     settle_args,
 )
-from .record import UsageEvent, usage_cost, usage_event_record
+from .record import UsageEvent, usage_cost, usage_event_begin, usage_event_record
 from .rediswire import WireRedis
 from .route import models_visible, route_select
 from .semantic import SemanticCache
@@ -323,8 +323,9 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
 
 
 class Recorder:
-    """Settles and records a request once. Whole answers are recorded before they are sent,
-    so a client that got its answer is always billed, even if the process dies right after."""
+    """Settles and records a request once. Whole answers are recorded (the command written
+    to Redis) before they are sent, so a client that got its answer is always billed, even
+    if the process dies right after."""
 
     def __init__(self, state: GatewayState, event: UsageEvent, started: float, key: KeyRecord) -> None:
         self.state, self.event, self.started, self.key = state, event, started, key
@@ -337,6 +338,21 @@ class Recorder:
             self.done = True
             write = self.cache.write if self.cache is not None else None
             await _record(self.state, self.event, self.started, self.key, self.reservation, write)
+
+    async def answer(self, send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        """Record, then send a whole 200 answer: the usage is written to Redis before the
+        answer leaves, and its reply is collected after (one round trip off the latency)."""
+        collect = None
+        if not self.done:
+            self.done = True
+            write = self.cache.write if self.cache is not None else None
+            collect = await _record(self.state, self.event, self.started, self.key, self.reservation, write,
+                                    begin=True)
+        try:
+            await _respond(send, 200, body, headers)
+        finally:
+            if collect is not None:
+                await _collected(collect, self.event)
 
 
 def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
@@ -372,10 +388,10 @@ async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], c
     if plan.similarity is not None:
         event.cache_similarity = round(plan.similarity, 4)
         headers.append((b"x-aiproxy-cache-similarity", f"{plan.similarity:.4f}".encode()))
-    await recorder()  # nothing spent: the reservation settles at zero
-    if not event.stream:
-        await _respond(send, 200, inbound.completion_encode(cached, model), headers)
+    if not event.stream:  # nothing spent: the reservation settles at zero
+        await recorder.answer(send, inbound.completion_encode(cached, model), headers)
         return
+    await recorder()
     wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
     encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
     await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
@@ -432,8 +448,7 @@ async def _openai_native(state: GatewayState, receive: Receive, send: Send, payl
         _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
                   _completion_text(data) if usage is None else "", disconnected=False)
         cache_stage(state.semantic, recorder.cache, data, event.cost)
-        await recorder()
-        await _respond(send, 200, body, extra)
+        await recorder.answer(send, body, extra)
         return
     wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
     tally = StreamTally()
@@ -473,8 +488,7 @@ async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive:
         if recorder.cache is not None and recorder.cache.store and isinstance(data, dict):
             completion = adapter.completion_from_message(data, native["model"], as_json=False)
             cache_stage(state.semantic, recorder.cache, completion, event.cost)
-        await recorder()
-        await _respond(send, 200, orjson.dumps(data), extra)
+        await recorder.answer(send, orjson.dumps(data), extra)
         return
     tally = StreamTally()
     keep_all = _stream_storable(recorder)  # a cached stream needs every event, not only the text
@@ -514,8 +528,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
                              "total_tokens": usage.input_tokens + usage.output_tokens}
         cache_stage(state.semantic, recorder.cache, body, event.cost)
         out = inbound.completion_encode(body, model)
-        await recorder()
-        await _respond(send, 200, out, extra)
+        await recorder.answer(send, out, extra)
         return
     wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
     encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
@@ -707,8 +720,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
         headers = (recorder.reservation.headers if recorder.reservation else []) + _ignored_header(
             adapter, {**payload, "_ignored": ignored})
         out = inbound.embeddings_encode(data, request)
-        await recorder()
-        await _respond(send, 200, out, headers)
+        await recorder.answer(send, out, headers)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
@@ -727,15 +739,29 @@ def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output
 
 
 async def _record(state: GatewayState, event: UsageEvent, started: float, key: KeyRecord,
-                  reservation: Reservation | None = None, write: CacheWrite | None = None) -> None:
+                  reservation: Reservation | None = None, write: CacheWrite | None = None,
+                  begin: bool = False) -> Awaitable[None] | None:
     """Step 7: settle the reservation, queue the usage event and store the answer in the
-    exact cache, in one round trip."""
+    exact cache, in one round trip. With `begin`, returns once the command is on its way
+    to Redis, with what collects the reply (None if there is nothing left to wait for)."""
     event.latency_ms = int((time.perf_counter() - started) * 1000)
     settle = None
     if (reservation is not None and reservation.active) or event.status_code == 200:
         settle = settle_args(reservation, key, model=event.model, tokens_used=event.input_tokens + event.output_tokens,
                              cost=event.cost, counted=event.status_code == 200)
     try:
+        if begin:  # writes at once, or shields the whole round trip itself
+            return await usage_event_begin(state.wire, event, settle, write)
         await asyncio.shield(usage_event_record(state.wire, event, settle, write))
+    except Exception:
+        logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)
+    return None
+
+
+async def _collected(collect: Awaitable[None], event: UsageEvent) -> None:
+    """Collect the reply of a recording begun before the answer. Its command is already
+    with Redis, so even a cancelled wait cannot take the usage back."""
+    try:
+        await collect
     except Exception:
         logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)

@@ -4,20 +4,22 @@ settles the request's reservation and writes its exact-cache entry: one round tr
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .ids import unique_id
 from .limits import SETTLE_FUNCTION, script_for, settle_args_upgrade
-from .rediswire import WireRedis
+from .rediswire import WireRedis, WireScript
 
 if TYPE_CHECKING:
     from .cache import CacheWrite
@@ -150,7 +152,8 @@ def usage_spool() -> UsageSpool:
     return _spool
 
 
-async def _send(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: Any, write: CacheWrite | None = None) -> None:
+def _finish_call(event: UsageEvent, settle: Any, write: CacheWrite | None) -> tuple[list[Any], list[Any]]:
+    """KEYS and ARGV of FINISH."""
     keys: list[Any] = [USAGE_STREAM]
     args: list[Any] = [orjson.dumps(event)]  # orjson writes the dataclass's fields as asdict would
     if write is not None:
@@ -163,6 +166,11 @@ async def _send(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: A
         args += ["1", *settle[1]]
     else:
         args.append("0")
+    return keys, args
+
+
+async def _send(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: Any, write: CacheWrite | None = None) -> None:
+    keys, args = _finish_call(event, settle, write)
     await script_for(client, FINISH)(keys=keys, args=args)
 
 
@@ -175,6 +183,39 @@ async def usage_event_record(client: aioredis.Redis | WireRedis, event: UsageEve
     spool = usage_spool()
     try:
         await _send(client, event, settle, write)
+    except RedisError:
+        spool.append(event, settle)
+        return
+    if spool.pending:
+        await spool.replay(client)
+
+
+async def usage_event_begin(client: aioredis.Redis | WireRedis, event: UsageEvent,
+                            settle: tuple[list[str], list[Any]] | None = None,
+                            write: CacheWrite | None = None) -> Awaitable[None] | None:
+    """usage_event_record in two halves, so a client can have its answer while Redis runs
+    the script: on a connected WireRedis the command is written to Redis's socket before
+    this returns, and the returned awaitable collects the reply (or spools the event if
+    Redis failed). Otherwise the whole round trip happens here and None is returned.
+    Either way the usage has left the process before the caller answers."""
+    if isinstance(client, WireRedis):
+        keys, args = _finish_call(event, settle, write)
+        script = script_for(client, FINISH)
+        pending = script.send_now(keys, args)
+        if pending is not None:
+            return _finish_collect(client, script, pending, event, settle, keys, args)
+    await asyncio.shield(usage_event_record(client, event, settle, write))  # a cancelled caller does not cancel it
+    return None
+
+
+async def _finish_collect(client: WireRedis, script: WireScript, pending: asyncio.Future[Any], event: UsageEvent,
+                          settle: tuple[list[str], list[Any]] | None, keys: list[Any], args: list[Any]) -> None:
+    spool = usage_spool()
+    try:
+        try:
+            await pending
+        except NoScriptError:  # Redis lost its scripts (restarted): load and run it again
+            await script(keys=keys, args=args)
     except RedisError:
         spool.append(event, settle)
         return

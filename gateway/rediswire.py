@@ -207,6 +207,14 @@ class WireScript:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
 
+    def send_now(self, keys: list[Any], args: list[Any]) -> asyncio.Future[Any] | None:
+        """Write EVALSHA to Redis at once and return the future of its reply (NoScriptError if
+        Redis does not know the script); None when the connection is not up."""
+        client = self.client
+        if client.transport is None or client.transport.is_closing():
+            return None
+        return client._send(("EVALSHA", self.sha, len(keys), *keys, *args))
+
     async def __call__(self, keys: list[str], args: list[Any]) -> Any:
         try:
             return await self.client.execute("EVALSHA", self.sha, len(keys), *keys, *args)
