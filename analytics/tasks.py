@@ -25,6 +25,10 @@ logger = logging.getLogger("aiproxy.analytics")
 
 GROUP = "usage-writers"
 BATCH = 1000
+# events of a workspace that no longer exists (deleted while its events were queued): kept
+# here for inspection rather than blocking every other workspace's usage behind them
+DEAD_STREAM = USAGE_STREAM + ":dead"
+DEAD_MAXLEN = 100_000
 
 
 def _ensure_group(client: redis.Redis) -> None:
@@ -37,13 +41,26 @@ def _ensure_group(client: redis.Redis) -> None:
 
 def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
     from keys.models import ApiKey
+    from tenants.models import Workspace
 
     from .models import UsageEvent
 
     by_schema: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    raw: dict[str, list[bytes]] = defaultdict(list)
     for _entry_id, fields in entries:
         event = orjson.loads(fields[b"e"])
-        by_schema[event.pop("schema")].append(event)
+        schema = event.pop("schema")
+        by_schema[schema].append(event)
+        raw[schema].append(fields[b"e"])
+    known = set(Workspace.objects.filter(schema_name__in=list(by_schema)).values_list("schema_name", flat=True))
+    for schema in set(by_schema) - known:
+        logger.warning("%d usage events for workspace schema %r, which does not exist, moved to %s",
+                       len(raw[schema]), schema, DEAD_STREAM)
+        pipe = redis_sync().pipeline()
+        for item in raw[schema]:
+            pipe.xadd(DEAD_STREAM, {"e": item}, maxlen=DEAD_MAXLEN, approximate=True)
+        pipe.execute()
+        del by_schema[schema]
     stored = 0
     for schema, events in by_schema.items():
         rows = [

@@ -333,21 +333,20 @@ class Recorder:
         self.cache: CachePlan | None = None
         self.done = False
 
+    async def _start(self, begin: bool) -> Awaitable[None] | None:
+        if self.done:
+            return None
+        self.done = True
+        write = self.cache.write if self.cache is not None else None
+        return await _record(self.state, self.event, self.started, self.key, self.reservation, write, begin=begin)
+
     async def __call__(self) -> None:
-        if not self.done:
-            self.done = True
-            write = self.cache.write if self.cache is not None else None
-            await _record(self.state, self.event, self.started, self.key, self.reservation, write)
+        await self._start(begin=False)
 
     async def answer(self, send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         """Record, then send a whole 200 answer: the usage is written to Redis before the
         answer leaves, and its reply is collected after (one round trip off the latency)."""
-        collect = None
-        if not self.done:
-            self.done = True
-            write = self.cache.write if self.cache is not None else None
-            collect = await _record(self.state, self.event, self.started, self.key, self.reservation, write,
-                                    begin=True)
+        collect = await self._start(begin=True)
         try:
             await _respond(send, 200, body, headers)
         finally:

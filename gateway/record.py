@@ -180,9 +180,16 @@ async def usage_event_record(client: aioredis.Redis | WireRedis, event: UsageEve
     reservation (`settle`, gateway.limits.settle_args) and its exact-cache entry (`write`).
     If Redis is unavailable the event and settlement go to the spool and are sent once
     Redis answers again (the cache entry is dropped: it is only a cache)."""
+    await _spooled(client, event, settle, _send(client, event, settle, write))
+
+
+async def _spooled(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None,
+                   sending: Awaitable[Any]) -> None:
+    """Await the FINISH round trip `sending`; on a Redis failure spool the event, and after
+    a success send what an earlier failure spooled."""
     spool = usage_spool()
     try:
-        await _send(client, event, settle, write)
+        await sending
     except RedisError:
         spool.append(event, settle)
         return
@@ -203,21 +210,13 @@ async def usage_event_begin(client: aioredis.Redis | WireRedis, event: UsageEven
         script = script_for(client, FINISH)
         pending = script.send_now(keys, args)
         if pending is not None:
-            return _finish_collect(client, script, pending, event, settle, keys, args)
+            return _spooled(client, event, settle, _finish_reply(script, pending, keys, args))
     await asyncio.shield(usage_event_record(client, event, settle, write))  # a cancelled caller does not cancel it
     return None
 
 
-async def _finish_collect(client: WireRedis, script: WireScript, pending: asyncio.Future[Any], event: UsageEvent,
-                          settle: tuple[list[str], list[Any]] | None, keys: list[Any], args: list[Any]) -> None:
-    spool = usage_spool()
+async def _finish_reply(script: WireScript, pending: asyncio.Future[Any], keys: list[Any], args: list[Any]) -> None:
     try:
-        try:
-            await pending
-        except NoScriptError:  # Redis lost its scripts (restarted): load and run it again
-            await script(keys=keys, args=args)
-    except RedisError:
-        spool.append(event, settle)
-        return
-    if spool.pending:
-        await spool.replay(client)
+        await pending
+    except NoScriptError:  # Redis lost its scripts (restarted): load and run it again
+        await script(keys=keys, args=args)
