@@ -79,9 +79,9 @@ if nb > 0 then
   end
 end
 local k = nb + 1
-local fields = {'spent'}
-for c = 0, """ + str(RESERVATION_CELLS - 1) + """ do fields[#fields + 1] = 'c' .. c end
-local cell = 'c' .. (slot % """ + str(RESERVATION_CELLS) + """)
+local fields = {'spent', """ + ", ".join(f"'c{c}'" for c in range(RESERVATION_CELLS)) + """}
+local mine_at = slot % """ + str(RESERVATION_CELLS) + """ + 2  -- this slot's cell in `fields`
+local cell = fields[mine_at]
 local held = {}
 for i = 1, nbud do
   local limit = tonumber(ARGV[a]); local cost = tonumber(ARGV[a + 1]); local hard = ARGV[a + 2]
@@ -94,7 +94,7 @@ for i = 1, nbud do
       local sp = string.find(v, ' ', 1, true)
       local at = tonumber(string.sub(v, 1, sp - 1)); local units = tonumber(string.sub(v, sp + 1))
       if at > slot - """ + str(RESERVATION_SLOTS + 1) + """ and at <= slot then r = r + units end
-      if at == slot and fields[c] == cell then mine = units end
+      if at == slot and c == mine_at then mine = units end
     end
   end
   if hard == '1' and s + r + cost > limit then
@@ -473,11 +473,12 @@ def settle_args(
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV for SETTLE: give back unused tokens, replace reservations by the real
     cost, add it to today's spend counters (run in the same round trip as the usage event)."""
-    active = reservation is not None and reservation.active
-    # only the buckets with tokens to give back (a requests bucket keeps the request it took)
-    refunds = [(b, b.cost - tokens_used) for b in reservation.buckets if b.kind == "tokens" and b.cost != tokens_used] \
-        if reservation is not None and active else []
-    budgets = reservation.budgets if reservation is not None and active else []
+    refunds: list[tuple[Bucket, int]] = []
+    budgets: list[BudgetLine] = []
+    if reservation is not None and reservation.active:
+        # only the buckets with tokens to give back (a requests bucket keeps the request it took)
+        refunds = [(b, b.cost - tokens_used) for b in reservation.buckets if b.kind == "tokens" and b.cost != tokens_used]
+        budgets = reservation.budgets
     keys = [b.key for b, _ in refunds]
     units = usd_units(cost)
     args: list[Any] = [reservation.slot if reservation is not None else 0, len(refunds), len(budgets), SPEND_DAY_TTL_S]

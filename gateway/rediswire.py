@@ -135,7 +135,7 @@ class WireRedis:
             await self._send(command)
 
     async def _ready(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        if self.connected():
             return
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._connect())
@@ -156,8 +156,11 @@ class WireRedis:
             self._watchdog = loop.call_later(self.timeout / 4, self._check)
         return future
 
+    def connected(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
     async def execute(self, *args: Any) -> Any:
-        if self.transport is None or self.transport.is_closing():
+        if not self.connected():
             await self._ready()
         return await self._send(args)
 
@@ -211,7 +214,7 @@ class WireScript:
         """Write EVALSHA to Redis at once and return the future of its reply (NoScriptError if
         Redis does not know the script); None when the connection is not up."""
         client = self.client
-        if client.transport is None or client.transport.is_closing():
+        if not client.connected():
             return None
         return client._send(("EVALSHA", self.sha, len(keys), *keys, *args))
 
