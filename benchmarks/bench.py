@@ -36,8 +36,8 @@ difference is the overhead):
            core) against the provider directly: TTFB overhead, and none dropped
 
 Before and after, benchmarks/steadiness.py runs a plain busy loop on each CPU for 10 s and
-records how often the VM ran it slow (a shared host: episodes of 100-200 ms at a fraction
-of the usual speed, about every 1-1.5 s on this machine). Those episodes, not the targets,
+records how often the VM ran it slow (a shared host: episodes of 100 ms to 1 s at 6-40 %
+of the usual speed, every 0.5-1.5 s on this machine). Those episodes, not the targets,
 make the clusters of slow requests that set the open-loop p99s here.
 
 Each run records p50/p90/p99/max latency, throughput, errors, the target's CPU seconds
