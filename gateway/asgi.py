@@ -21,7 +21,7 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import ModuleType
@@ -51,7 +51,7 @@ from .limits import (
     request_budget_scopes,
     settle_args,
 )
-from .record import UsageEvent, usage_cost, usage_event_begin, usage_event_record
+from .record import FinishReply, UsageEvent, usage_cost, usage_event_begin, usage_replies_wait
 from .rediswire import WireRedis
 from .route import models_visible, route_select
 from .semantic import SemanticCache
@@ -103,6 +103,7 @@ async def gateway_shutdown() -> None:
     """Close this event loop's upstream pool and Redis client (server shutdown, tests)."""
     state = _states.pop(id(asyncio.get_running_loop()), None)
     if state is not None:
+        await usage_replies_wait()
         await state.semantic.close()
         await state.session.close()
         await state.wire.aclose()
@@ -333,25 +334,30 @@ class Recorder:
         self.cache: CachePlan | None = None
         self.done = False
 
-    async def _start(self, begin: bool) -> Awaitable[None] | None:
+    async def _start(self) -> FinishReply | None:
         if self.done:
             return None
         self.done = True
         write = self.cache.write if self.cache is not None else None
-        return await _record(self.state, self.event, self.started, self.key, self.reservation, write, begin=begin)
+        return await _record(self.state, self.event, self.started, self.key, self.reservation, write)
 
     async def __call__(self) -> None:
-        await self._start(begin=False)
+        """Record (an error, or a stream that has ended): the command is on its way to Redis
+        when this returns; its reply is handled when it comes, without this request."""
+        reply = await self._start()
+        if reply is not None:
+            reply.detach()
 
     async def answer(self, send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
         """Record, then send a whole 200 answer: the usage is written to Redis before the
-        answer leaves, and its reply is collected after (one round trip off the latency)."""
-        collect = await self._start(begin=True)
+        answer leaves, and Redis's reply is not waited for (one round trip off the latency,
+        and no wake-up of the request for it)."""
+        reply = await self._start()
         try:
             await _respond(send, 200, body, headers)
         finally:
-            if collect is not None:
-                await _collected(collect, self.event)
+            if reply is not None:
+                reply.detach()
 
 
 def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
@@ -738,29 +744,17 @@ def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output
 
 
 async def _record(state: GatewayState, event: UsageEvent, started: float, key: KeyRecord,
-                  reservation: Reservation | None = None, write: CacheWrite | None = None,
-                  begin: bool = False) -> Awaitable[None] | None:
+                  reservation: Reservation | None = None, write: CacheWrite | None = None) -> FinishReply | None:
     """Step 7: settle the reservation, queue the usage event and store the answer in the
-    exact cache, in one round trip. With `begin`, returns once the command is on its way
-    to Redis, with what collects the reply (None if there is nothing left to wait for)."""
+    exact cache, in one round trip. Returns once the command is on its way to Redis, with
+    what collects the reply (None if there is nothing left to wait for)."""
     event.latency_ms = int((time.perf_counter() - started) * 1000)
     settle = None
     if (reservation is not None and reservation.active) or event.status_code == 200:
         settle = settle_args(reservation, key, model=event.model, tokens_used=event.input_tokens + event.output_tokens,
                              cost=event.cost, counted=event.status_code == 200)
     try:
-        if begin:  # writes at once, or shields the whole round trip itself
-            return await usage_event_begin(state.wire, event, settle, write)
-        await asyncio.shield(usage_event_record(state.wire, event, settle, write))
+        return await usage_event_begin(state.wire, event, settle, write)  # writes at once, or shields the round trip
     except Exception:
         logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)
     return None
-
-
-async def _collected(collect: Awaitable[None], event: UsageEvent) -> None:
-    """Collect the reply of a recording begun before the answer. Its command is already
-    with Redis, so even a cancelled wait cannot take the usage back."""
-    try:
-        await collect
-    except Exception:
-        logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)

@@ -287,20 +287,25 @@ def completion_assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not chunks:
         return None
     choices: dict[int, dict[str, Any]] = {}
+    texts: dict[int, list[str]] = {}  # each choice's content pieces, joined once at the end
     usage = None
     for chunk in chunks:
         if isinstance(chunk.get("usage"), dict):
             usage = chunk["usage"]
-        for part in chunk.get("choices") or []:
+        for part in chunk.get("choices") or ():
             index = int(part.get("index") or 0)
-            choice = choices.setdefault(index, {"index": index, "finish_reason": None, "logprobs": None,
-                                                "message": {"role": "assistant", "content": None, "refusal": None}})
+            choice = choices.get(index)
+            if choice is None:
+                choice = choices[index] = {"index": index, "finish_reason": None, "logprobs": None,
+                                           "message": {"role": "assistant", "content": None, "refusal": None}}
+                texts[index] = []
             message, delta = choice["message"], part.get("delta") or {}
             if delta.get("refusal") or part.get("logprobs"):
                 return None  # refusals and logprobs are not reassembled: such a stream is not cached
-            if isinstance(delta.get("content"), str):
-                message["content"] = (message["content"] or "") + delta["content"]
-            for call in delta.get("tool_calls") or []:
+            content = delta.get("content")
+            if isinstance(content, str):
+                texts[index].append(content)
+            for call in delta.get("tool_calls") or ():
                 calls = message.setdefault("tool_calls", [])
                 position = int(call.get("index") or 0)
                 while len(calls) <= position:
@@ -313,6 +318,9 @@ def completion_assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
                 choice["finish_reason"] = part["finish_reason"]
     if not choices or any(c["finish_reason"] is None for c in choices.values()):
         return None
+    for index, pieces in texts.items():
+        if pieces:
+            choices[index]["message"]["content"] = "".join(pieces)
     first = chunks[0]
     body: dict[str, Any] = {"id": first.get("id"), "object": "chat.completion", "created": first.get("created"),
                             "model": first.get("model"), "choices": [choices[i] for i in sorted(choices)]}

@@ -5,6 +5,7 @@ settles the request's reservation and writes its exact-cache entry: one round tr
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -20,6 +21,8 @@ from redis.exceptions import NoScriptError, RedisError
 from .ids import unique_id
 from .limits import SETTLE_FUNCTION, script_for, settle_args_upgrade
 from .rediswire import WireRedis, WireScript
+
+logger = logging.getLogger("aiproxy.gateway")
 
 if TYPE_CHECKING:
     from .cache import CacheWrite
@@ -199,20 +202,74 @@ async def _spooled(client: aioredis.Redis | WireRedis, event: UsageEvent, settle
 
 async def usage_event_begin(client: aioredis.Redis | WireRedis, event: UsageEvent,
                             settle: tuple[list[str], list[Any]] | None = None,
-                            write: CacheWrite | None = None) -> Awaitable[None] | None:
+                            write: CacheWrite | None = None) -> FinishReply | None:
     """usage_event_record in two halves, so a client can have its answer while Redis runs
     the script: on a connected WireRedis the command is written to Redis's socket before
-    this returns, and the returned awaitable collects the reply (or spools the event if
-    Redis failed). Otherwise the whole round trip happens here and None is returned.
-    Either way the usage has left the process before the caller answers."""
+    this returns, and the returned FinishReply collects the reply (awaited, or `detach()`ed
+    so nobody waits; either way a failure ends in the spool). Otherwise the whole round
+    trip happens here and None is returned. Either way the usage has left the process
+    before the caller answers."""
     if isinstance(client, WireRedis):
         keys, args = _finish_call(event, settle, write)
         script = script_for(client, FINISH)
         pending = script.send_now(keys, args)
         if pending is not None:
-            return _spooled(client, event, settle, _finish_reply(script, pending, keys, args))
+            return FinishReply(client, event, settle, script, pending, keys, args)
     await asyncio.shield(usage_event_record(client, event, settle, write))  # a cancelled caller does not cancel it
     return None
+
+
+_detached: set[asyncio.Future[Any]] = set()  # replies no request waits for (shutdown waits for them)
+_recovering: set[asyncio.Task[None]] = set()  # the failure handling of some of those
+
+
+class FinishReply:
+    """The reply of a FINISH already written to Redis."""
+
+    __slots__ = ("client", "event", "settle", "script", "future", "keys", "args")
+
+    def __init__(self, client: WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None,
+                 script: WireScript, future: asyncio.Future[Any], keys: list[Any], args: list[Any]) -> None:
+        self.client, self.event, self.settle, self.script = client, event, settle, script
+        self.future, self.keys, self.args = future, keys, args
+
+    def __await__(self) -> Any:
+        """The reply; a Redis failure spools the event (NOSCRIPT runs the script again)."""
+        sending = _finish_reply(self.script, self.future, self.keys, self.args)
+        return _spooled(self.client, self.event, self.settle, sending).__await__()
+
+    def detach(self) -> None:
+        """Collect the reply without anyone waiting for it: a callback when it arrives,
+        which does nothing in the usual case (no task, no wake-up of the request), and
+        hands a failure, or a spool to replay, to a task that awaits this as above."""
+        _detached.add(self.future)
+        self.future.add_done_callback(self._arrived)
+
+    def _arrived(self, future: asyncio.Future[Any]) -> None:
+        _detached.discard(future)
+        if not future.cancelled() and future.exception() is None and not usage_spool().pending:
+            return
+        task = asyncio.ensure_future(self._recover())
+        _recovering.add(task)
+        task.add_done_callback(_recovering.discard)
+
+    async def _recover(self) -> None:
+        try:
+            await self
+        except Exception:
+            logger.exception("usage event could not be recorded (event_id=%s)", self.event.event_id)
+
+
+async def usage_replies_wait(timeout: float = 5.0) -> None:
+    """Wait (bounded) for this loop's detached FINISH replies and their failure handling:
+    a worker shutting down spools what Redis refused instead of dropping it."""
+    loop = asyncio.get_running_loop()
+    waiting = [f for f in (*_detached, *_recovering) if f.get_loop() is loop]
+    if waiting:
+        await asyncio.wait(waiting, timeout=timeout)
+    waiting = [t for t in _recovering if t.get_loop() is loop]  # started by replies that just arrived
+    if waiting:
+        await asyncio.wait(waiting, timeout=timeout)
 
 
 async def _finish_reply(script: WireScript, pending: asyncio.Future[Any], keys: list[Any], args: list[Any]) -> None:

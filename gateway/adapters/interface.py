@@ -196,7 +196,12 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
     """Complete SSE events (each ending in a blank line), as the upstream sent them."""
     buffer = b""
     async for chunk in response.content.iter_any():
-        buffer += chunk.replace(b"\r\n", b"\n") if b"\r" in chunk else chunk
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n")
+        if not buffer and chunk.endswith(b"\n\n") and chunk.find(b"\n\n") == len(chunk) - 2:
+            yield chunk  # the usual read: exactly one whole event, passed on as it is
+            continue
+        buffer += chunk
         while True:
             end = buffer.find(b"\n\n")
             if end < 0:
@@ -209,6 +214,8 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
 
 def sse_parse(event: bytes) -> tuple[str | None, bytes]:
     """(event name, data) of one SSE event; multi-line data joined with newlines."""
+    if event.startswith(b"data:") and event.find(b"\n") == len(event) - 2:
+        return None, event[5:-2].lstrip(b" ")  # the usual event: one data line, then the blank line
     name = None
     data: list[bytes] = []
     for line in event.split(b"\n"):

@@ -1,5 +1,6 @@
 """gateway.record.usage_event_begin: the usage command leaves for Redis before the answer
-does; its reply is collected after, and a failure still ends in the spool."""
+does; its reply is collected after (awaited, or detached: nobody waits), and a failure
+still ends in the spool."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ import orjson
 import redis
 from django.conf import settings
 
-from gateway.record import USAGE_STREAM, UsageEvent, usage_event_begin, usage_spool
+from gateway.record import (
+    USAGE_STREAM,
+    UsageEvent,
+    _detached,
+    _recovering,
+    usage_event_begin,
+    usage_replies_wait,
+    usage_spool,
+)
 from gateway.rediswire import WireRedis
 
 
@@ -84,3 +93,72 @@ def test_a_failed_command_is_spooled_when_collected() -> None:
     finally:
         spool.path.unlink(missing_ok=True)  # the bad entry would fail on every replay
         spool.pending = False
+
+
+def test_a_detached_reply_needs_no_task_when_it_succeeds() -> None:
+    sync = redis.Redis.from_url(settings.REDIS_URL)
+    event = _event()
+
+    async def run() -> None:
+        client = WireRedis(settings.REDIS_URL)
+        try:
+            await client.execute("PING")
+            reply = await usage_event_begin(client, event)
+            assert reply is not None
+            reply.detach()
+            assert reply.future in _detached  # shutdown would wait for it
+            await asyncio.wait_for(asyncio.shield(reply.future), 5)
+            await asyncio.sleep(0)  # the done callback runs
+            assert reply.future not in _detached
+            assert not _recovering  # the usual case: no task
+            assert _queued(sync, event.event_id)
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def test_a_detached_failure_is_spooled_before_shutdown_returns() -> None:
+    event = _event()
+    spool = usage_spool()
+    bad_settle = (["aip:spend:ws_record_test:x"], ["not-a-slot"])  # the script fails on it
+
+    async def run() -> None:
+        client = WireRedis(settings.REDIS_URL)
+        try:
+            await client.execute("PING")
+            reply = await usage_event_begin(client, event, bad_settle)
+            assert reply is not None
+            reply.detach()
+            await usage_replies_wait()  # what gateway_shutdown does: the failure is handled, not dropped
+            assert not _detached and not _recovering
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(run())
+        lines = spool.path.read_bytes().splitlines()
+        assert any(orjson.loads(line)["event"]["event_id"] == event.event_id for line in lines)
+    finally:
+        spool.path.unlink(missing_ok=True)
+        spool.pending = False
+
+
+def test_a_detached_reply_runs_the_script_again_when_redis_lost_it() -> None:
+    sync = redis.Redis.from_url(settings.REDIS_URL)
+    event = _event()
+
+    async def run() -> None:
+        client = WireRedis(settings.REDIS_URL)
+        try:
+            await client.execute("PING")
+            await client.execute("SCRIPT", "FLUSH")  # as after a Redis restart
+            reply = await usage_event_begin(client, event)
+            assert reply is not None
+            reply.detach()
+            await usage_replies_wait()
+            assert _queued(sync, event.event_id)  # loaded and run by the recovery task
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
