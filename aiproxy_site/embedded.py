@@ -88,12 +88,32 @@ def redis_url() -> str:
                 ],
                 check=True,
             )
-            deadline = time.monotonic() + 10
-            while not _redis_ping(sock):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"embedded Redis did not start; see {root / 'redis.log'}")
-                time.sleep(0.05)
+            _redis_wait(root, sock)
     return f"unix://{sock}"
+
+
+REDIS_START_S = 10.0  # a fresh Redis answers in well under a second...
+REDIS_LOAD_S = 600.0  # ...one replaying a large append-only file takes longer (about 15 s per 700 MB here)
+
+
+def _redis_wait(root: Path, sock: Path) -> None:
+    """Wait until the Redis just started answers. While its process is alive it may be
+    loading its data (it answers LOADING meanwhile), so it gets REDIS_LOAD_S; one that
+    exited, or never wrote its pid file, is given up after REDIS_START_S."""
+    started = time.monotonic()
+    while not _redis_ping(sock):
+        waited = time.monotonic() - started
+        if waited > REDIS_LOAD_S or (waited > REDIS_START_S and not _pid_file_alive(root / "redis.pid")):
+            raise RuntimeError(f"embedded Redis did not start; see {root / 'redis.log'}")
+        time.sleep(0.05)
+
+
+def _pid_file_alive(path: Path) -> bool:
+    try:
+        os.kill(int(path.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def stop_all() -> None:

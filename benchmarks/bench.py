@@ -29,7 +29,9 @@ difference is the overhead):
   open500  open loop at 500 requests/s: added latency p50/p99 and errors
   ladder   open loop at rising rates (6 s each) until p99 passes twice the upstream latency,
            a request fails or throughput falls behind the offered rate: the highest rate
-           that held is the maximal sustainable throughput
+           that held is the maximal sustainable throughput. Direct, gateway and bare
+           climb together (each rate on each in turn), so they meet the same states
+           of the host
   stream   200 concurrent streams, closed loop: time-to-first-byte overhead
   slow     10,000 concurrent slow streams (first token after 1 s, then one chunk a second
            for 30 s) opened over 20 s, gateway with 2 workers (WEB_CONCURRENCY=2, one per
@@ -56,6 +58,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,33 +217,48 @@ def sustainable(run: dict[str, Any], rate: float, p99_limit_ms: float) -> bool:
             and run["ok"] >= 0.98 * run.get("offered", rate * 6))
 
 
-def ladder(target: Target, p99_limit_ms: float, seconds: float) -> dict[str, Any]:
-    """Open-loop rates from LADDER until one does not hold; the last that held is the
-    maximum. A step that fails is run once more and holds if either run held: one stray
-    pause on this shared VM should not end the climb (every target gets the same chance)."""
-    steps = []
-    best = 0.0
-    for rate in LADDER:
-        if rate < LADDER_START.get(target.name, 200):
-            continue
-        ok = False
-        settle(target)
-        for attempt in (1, 2):
-            run = measured(target, rate=rate, seconds=seconds, grace=10.0)
-            ok = sustainable(run, rate, p99_limit_ms)
-            steps.append({"rate": rate, "attempt": attempt, "held": ok, "rps": run["rps"], "errors": run["errors"],
-                          "p50_ms": run["latency_ms"]["p50"], "p99_ms": run["latency_ms"]["p99"],
-                          "cpu_ms_per_req": run["target_cpu_ms_per_req"], "host_cpu": run["host_cpu"]})
-            print(f"  {target.name:8} ladder {rate:>5} req/s: {'held' if ok else 'failed':6} rps {run['rps']:>7.1f} "
-                  f"p50 {run['latency_ms']['p50'] or 0:>7.1f} p99 {run['latency_ms']['p99'] or 0:>8.1f} "
-                  f"err {run['errors']} cpu {run['host_cpu'].get(f'cpu{SERVER_CPU}_busy', 0):.0%}/"
-                  f"{run['host_cpu'].get(f'cpu{CLIENT_CPU}_busy', 0):.0%}", flush=True)
-            if ok or run["errors"] > run["ok"]:  # a target that is drowning is not retried
-                break
-        if not ok:
+def ladder_step(target: Target, rate: int, p99_limit_ms: float, seconds: float, steps: list[dict[str, Any]]) -> bool:
+    """One rate of the ladder on one target; a step that fails is run once more and holds
+    if either run held: one stray pause on this shared VM should not end the climb (every
+    target gets the same chance)."""
+    settle(target)
+    ok = False
+    for attempt in (1, 2):
+        run = measured(target, rate=rate, seconds=seconds, grace=10.0)
+        ok = sustainable(run, rate, p99_limit_ms)
+        steps.append({"rate": rate, "attempt": attempt, "held": ok, "rps": run["rps"], "errors": run["errors"],
+                      "p50_ms": run["latency_ms"]["p50"], "p99_ms": run["latency_ms"]["p99"],
+                      "cpu_ms_per_req": run["target_cpu_ms_per_req"], "host_cpu": run["host_cpu"]})
+        print(f"  {target.name:8} ladder {rate:>5} req/s: {'held' if ok else 'failed':6} rps {run['rps']:>7.1f} "
+              f"p50 {run['latency_ms']['p50'] or 0:>7.1f} p99 {run['latency_ms']['p99'] or 0:>8.1f} "
+              f"err {run['errors']} cpu {run['host_cpu'].get(f'cpu{SERVER_CPU}_busy', 0):.0%}/"
+              f"{run['host_cpu'].get(f'cpu{CLIENT_CPU}_busy', 0):.0%}", flush=True)
+        if ok or run["errors"] > run["ok"]:  # a target that is drowning is not retried
             break
-        best = rate
-    return {"max_sustainable_rps": best, "p99_limit_ms": p99_limit_ms, "steps": steps}
+    return ok
+
+
+def ladders(targets: list[Target], p99_limit_ms: float, seconds: float,
+            step: Callable[..., bool] = ladder_step) -> dict[str, dict[str, Any]]:
+    """Open-loop rates from LADDER until one does not hold; the last that held is each
+    target's maximum. The targets climb together: each rate is run on every target still
+    climbing, one after the other, so they all meet the same periods of the host (this
+    VM's CPUs run slow in episodes, benchmarks/steadiness.py) rather than one target
+    getting a calm few minutes and the next a rough one."""
+    results: dict[str, dict[str, Any]] = {t.name: {"max_sustainable_rps": 0, "p99_limit_ms": p99_limit_ms, "steps": []}
+                                          for t in targets}
+    climbing = list(targets)
+    for rate in LADDER:
+        for target in list(climbing):
+            if rate < LADDER_START.get(target.name, 200):
+                continue
+            if step(target, rate, p99_limit_ms, seconds, results[target.name]["steps"]):
+                results[target.name]["max_sustainable_rps"] = rate
+            else:
+                climbing.remove(target)
+        if not climbing:
+            break
+    return results
 
 
 # ---------------------------------------------------------------- LiteLLM
@@ -531,8 +549,8 @@ def main() -> int:
                 results["stream"] = measured(target, concurrency=args.stream_concurrency, seconds=args.seconds,
                                              stream=True, body=body_for(True, chunk_ms=args.chunk_ms), ramp=stream_s)
                 settle(target)
-                if not args.skip_ladder:
-                    results["ladder"] = ladder(target, p99_limit, args.ladder_seconds)
+                if not args.skip_ladder and target.name == "litellm":  # 50-100x slower: no need to interleave
+                    results["ladder"] = ladders([target], p99_limit, args.ladder_seconds)[target.name]
                     settle(target)
             for test in ("single", "open500", "stream"):
                 run = results[test]
@@ -540,9 +558,19 @@ def main() -> int:
                       f"{run['error_kinds'] or ''}", flush=True)
             if target.name == "gateway":
                 gateway_sent = sum(results[t]["requests"] + results[t]["errors"] for t in ("single", "open500", "stream"))
-            results["peak_rss_mb"] = target.rss().get("max_process")
-            results["rss_mb"] = target.rss()
-            target.stop()
+            if target.name == "litellm" or args.smoke or args.skip_ladder:
+                results["peak_rss_mb"] = target.rss().get("max_process")
+                results["rss_mb"] = target.rss()
+                target.stop()
+        climbing = [t for t in targets if t.name != "litellm"]
+        if not args.smoke and not args.skip_ladder:
+            print("\nladder: every rate on each target in turn", flush=True)
+            for name, result in ladders(climbing, p99_limit, args.ladder_seconds).items():
+                report["tests"][name]["ladder"] = result
+            for target in climbing:
+                report["tests"][target.name]["peak_rss_mb"] = target.rss().get("max_process")
+                report["tests"][target.name]["rss_mb"] = target.rss()
+                target.stop()
         if not args.smoke and not args.skip_slow_streams:
             slow_streams(report, targets[:2], key, gw_port, args, logdir)
         if not args.smoke:
