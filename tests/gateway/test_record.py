@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 import orjson
+import pytest
 import redis
 from django.conf import settings
 
@@ -71,7 +72,8 @@ def test_without_a_connection_the_whole_round_trip_happens_first() -> None:
     asyncio.run(run())
 
 
-def test_a_failed_command_is_spooled_when_collected() -> None:
+@pytest.mark.parametrize("detached", [False, True], ids=["awaited", "detached"])
+def test_a_failed_command_is_spooled(detached: bool) -> None:
     event = _event()
     spool = usage_spool()
     bad_settle = (["aip:spend:ws_record_test:x"], ["not-a-slot"])  # the script fails on it
@@ -80,9 +82,14 @@ def test_a_failed_command_is_spooled_when_collected() -> None:
         client = WireRedis(settings.REDIS_URL)
         try:
             await client.execute("PING")
-            collect = await usage_event_begin(client, event, bad_settle)
-            assert collect is not None
-            await collect  # no exception: the failure went to the spool
+            reply = await usage_event_begin(client, event, bad_settle)
+            assert reply is not None
+            if detached:
+                reply.detach()
+                await usage_replies_wait()  # what gateway_shutdown does: the failure is handled, not dropped
+                assert not _detached and not _recovering
+            else:
+                await reply  # no exception: the failure went to the spool
         finally:
             await client.aclose()
 
@@ -116,32 +123,6 @@ def test_a_detached_reply_needs_no_task_when_it_succeeds() -> None:
             await client.aclose()
 
     asyncio.run(run())
-
-
-def test_a_detached_failure_is_spooled_before_shutdown_returns() -> None:
-    event = _event()
-    spool = usage_spool()
-    bad_settle = (["aip:spend:ws_record_test:x"], ["not-a-slot"])  # the script fails on it
-
-    async def run() -> None:
-        client = WireRedis(settings.REDIS_URL)
-        try:
-            await client.execute("PING")
-            reply = await usage_event_begin(client, event, bad_settle)
-            assert reply is not None
-            reply.detach()
-            await usage_replies_wait()  # what gateway_shutdown does: the failure is handled, not dropped
-            assert not _detached and not _recovering
-        finally:
-            await client.aclose()
-
-    try:
-        asyncio.run(run())
-        lines = spool.path.read_bytes().splitlines()
-        assert any(orjson.loads(line)["event"]["event_id"] == event.event_id for line in lines)
-    finally:
-        spool.path.unlink(missing_ok=True)
-        spool.pending = False
 
 
 def test_a_detached_reply_runs_the_script_again_when_redis_lost_it() -> None:
