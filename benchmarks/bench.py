@@ -35,7 +35,8 @@ difference is the overhead):
   stream   200 concurrent streams, closed loop: time-to-first-byte overhead
   slow     10,000 concurrent slow streams (first token after 1 s, then one chunk a second
            for 30 s) opened over 20 s, gateway with 2 workers (WEB_CONCURRENCY=2, one per
-           core) against the provider directly: TTFB overhead, and none dropped
+           core) against the provider directly: TTFB overhead, and none dropped; the bare
+           proxy with 2 workers on the same load
 
 Before and after, benchmarks/steadiness.py runs a plain busy loop on each CPU for 10 s and
 records how often the VM ran it slow (a shared host: episodes of 100 ms to 1 s at 6-40 %
@@ -572,7 +573,7 @@ def main() -> int:
                 report["tests"][target.name]["rss_mb"] = target.rss()
                 target.stop()
         if not args.smoke and not args.skip_slow_streams:
-            slow_streams(report, targets[:2], key, gw_port, args, logdir)
+            slow_streams(report, targets, key, gw_port, args, logdir)
         if not args.smoke:
             report["host"]["steadiness"]["after"] = steadiness_probe((SERVER_CPU, CLIENT_CPU), steady_s)
         report["memory"] = {
@@ -610,14 +611,19 @@ def main() -> int:
 def slow_streams(report: dict[str, Any], targets: list[Target], key: str, gw_port: int, args: argparse.Namespace,
                  logdir: Path) -> None:
     """10,000 slow streams held open at once: straight at the provider, then through the
-    gateway with two workers (one per core; each worker holds two sockets a stream)."""
+    gateway with two workers (one per core; each worker holds two sockets a stream), then
+    through the bare proxy with two workers: what Python's ceiling makes of the same load."""
     direct = targets[0]
     env = {**os.environ, "WEB_CONCURRENCY": "2"}
     gateway = Target("gateway", gw_port, key, procfile_command("web", gw_port, env), env=env, cpu=None)
+    runs = [direct, gateway]
+    bare = next((t for t in targets if t.name == "bare"), None)
+    if bare is not None and bare.command is not None:
+        runs.append(Target("bare", bare.port, None, [*bare.command, "--workers", "2"], env=bare.env, cpu=None))
     body = body_for(True, slow=True)
     n = args.slow_streams
     seconds = args.slow_ramp + 5  # every worker starts within the ramp and sends one request
-    for target in (direct, gateway):
+    for target in runs:
         if target.command is not None:
             target.start(logdir)
         before = fake_stats(int(direct.port))
