@@ -488,7 +488,7 @@ def main() -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "smoke": args.smoke,
         "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "open_files_limit": hard},
-        "versions": versions(("uvicorn", "uvloop", "httptools", "aiohttp", "redis", "hiredis", "orjson", "django")),
+        "versions": versions(("uvicorn", "uvloop", "httptools", "redis", "hiredis", "orjson", "django")),
         "setup": {"upstream_latency_ms": upstream_ms, "stream": f"50 ms to the first token, then 20 chunks "
                   f"{args.chunk_ms:g} ms apart", "p99_limit_ms": p99_limit, "targets_cpu": SERVER_CPU,
                   "fake_provider_load_and_redis_cpu": CLIENT_CPU, "seconds_per_run": args.seconds,

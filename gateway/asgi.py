@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
-import aiohttp
 import orjson
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -57,6 +56,8 @@ from .route import models_visible, route_select
 from .semantic import SemanticCache
 from .stream import SSE_HEADERS, Receive, Send, sse_relay
 from .tokens import count_message_tokens, count_text_tokens
+from .upstream import Pool
+from .upstream import Response as UpstreamResponse
 
 logger = logging.getLogger("aiproxy.gateway")
 
@@ -74,17 +75,9 @@ class GatewayState:
         # the two round trips of every request (limits, then record) go over this one
         self.wire = WireRedis(settings.REDIS_URL, timeout=2, connect_timeout=2)
         self.directory = Directory(self.redis)
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
-                sock_read=settings.GATEWAY_UPSTREAM_TIMEOUT,
-            ),
-            auto_decompress=True,
-            # one session serves every workspace: a cookie an upstream sets must never reach another's request
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        # one pool serves every workspace (it keeps no cookies); gateway/upstream.py says why not aiohttp
+        self.session = Pool(connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
+                            read_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT)
         self.semantic = SemanticCache()
 
 
@@ -559,7 +552,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
         cache_stage(state.semantic, recorder.cache, completion, event.cost)
 
 
-async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: aiohttp.ClientResponse,
+async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: UpstreamResponse,
                  encoder: Any, extra: list[tuple[bytes, bytes]], event: UsageEvent) -> None:
     try:
         outcome = await sse_relay(send, receive, events, extra_headers=extra, error_event=encoder.error)

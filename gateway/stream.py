@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from . import upstream
 from .errors import GatewayError
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -61,7 +60,7 @@ async def sse_relay(
         except GatewayError as error:
             outcome.upstream_failed = True
             await send({"type": "http.response.body", "body": error_event(error), "more_body": True})
-        except (TimeoutError, OSError, aiohttp.ClientError):
+        except (TimeoutError, OSError, upstream.ClientError):
             outcome.upstream_failed = True
             await send({"type": "http.response.body", "body": error_event(stream_interrupted()), "more_body": True})
         except Exception:

@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
+from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError, invalid_request
 from .interface import (
@@ -97,7 +97,7 @@ def request_headers(deployment: Deployment, *, stream: bool = False, extra: dict
 
 # --- errors ------------------------------------------------------------------------------
 
-def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: bytes) -> GatewayError:
+def error_from(response: upstream.Response, deployment: Deployment, raw: bytes) -> GatewayError:
     status = response.status
     headers = retry_after_headers(response)
     if status in (401, 403):
@@ -366,8 +366,8 @@ def chat_body(deployment: Deployment, payload: dict[str, Any], *, stream: bool) 
 
 
 async def chat_send(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
-) -> aiohttp.ClientResponse:
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any], *, stream: bool
+) -> upstream.Response:
     body = chat_body(deployment, payload, stream=stream)
     return await upstream_post(session, deployment, _url(deployment, "messages"), body,
                                request_headers(deployment, stream=stream), error_from)
@@ -381,7 +381,7 @@ def _finish(reason: Any, *, json_answer: bool) -> str:
 
 
 async def chat_read(
-    response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]
+    response: upstream.Response, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     data = await body_read(response, deployment)
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
@@ -450,7 +450,7 @@ def message_from_events(events: list[bytes]) -> dict[str, Any] | None:
 
 
 async def chat_chunks(
-    response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]
+    response: upstream.Response, deployment: Deployment, payload: dict[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
     cid, created, model = completion_id(), now(), payload["model"]
     as_json = json_mode(payload)
@@ -519,14 +519,14 @@ def _arguments_chunk(cid: str, model: str, created: int, position: int, fragment
 # --- native pass-through (Anthropic clients) ------------------------------------------------
 
 async def messages_send(
-    session: aiohttp.ClientSession,
+    session: upstream.Pool,
     deployment: Deployment,
     body: dict[str, Any],
     *,
     stream: bool,
     headers: dict[str, str] | None = None,
     operation: str = "messages",
-) -> aiohttp.ClientResponse:
+) -> upstream.Response:
     """POST an Anthropic client's own request body (only `model` replaced); the client's
     `anthropic-version` and `anthropic-beta` headers go along."""
     native = dict(body)
@@ -540,6 +540,6 @@ async def messages_send(
 # --- embeddings --------------------------------------------------------------------------
 
 async def embeddings_create(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any]
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     raise unsupported(deployment, "model", "Anthropic has no embeddings API; use an embeddings model from another provider.")

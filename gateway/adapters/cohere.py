@@ -25,9 +25,9 @@ import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
+from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError, invalid_request
 from .interface import (
@@ -83,7 +83,7 @@ def _headers(deployment: Deployment, *, stream: bool = False) -> dict[str, str]:
 
 # --- errors ------------------------------------------------------------------------------
 
-def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: bytes) -> GatewayError:
+def error_from(response: upstream.Response, deployment: Deployment, raw: bytes) -> GatewayError:
     status = response.status
     headers = retry_after_headers(response)
     if status in (401, 403, 498):  # 498: Cohere's "invalid token"
@@ -267,8 +267,8 @@ def chat_body(deployment: Deployment, payload: dict[str, Any], *, stream: bool) 
 
 
 async def chat_send(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
-) -> aiohttp.ClientResponse:
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any], *, stream: bool
+) -> upstream.Response:
     body = chat_body(deployment, payload, stream=stream)
     return await upstream_post(session, deployment, _url(deployment, "/v2/chat"), body,
                                _headers(deployment, stream=stream), error_from)
@@ -283,7 +283,7 @@ def _tool_call(call: dict[str, Any]) -> dict[str, Any]:
 
 
 async def chat_read(
-    response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]
+    response: upstream.Response, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     data = await body_read(response, deployment)
     if not isinstance(data, dict) or not isinstance(data.get("message"), dict):
@@ -303,7 +303,7 @@ async def chat_read(
 
 
 async def chat_chunks(
-    response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]
+    response: upstream.Response, deployment: Deployment, payload: dict[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
     cid, created, model = completion_id(), now(), payload["model"]
     single_call = payload.get("parallel_tool_calls") is False
@@ -379,7 +379,7 @@ def _base64_floats(vector: list[float]) -> str:
 
 
 async def _embed_batch(
-    session: aiohttp.ClientSession, deployment: Deployment, body: dict[str, Any]
+    session: upstream.Pool, deployment: Deployment, body: dict[str, Any]
 ) -> tuple[list[list[float]], int | None]:
     response = await upstream_post(session, deployment, _url(deployment, "/v2/embed"), body, _headers(deployment), error_from)
     data = await body_read(response, deployment)
@@ -391,7 +391,7 @@ async def _embed_batch(
 
 
 async def embeddings_create(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any]
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     texts = _embed_texts(deployment, payload)
     base: dict[str, Any] = {"model": deployment.upstream_name, "input_type": "search_document", "embedding_types": ["float"]}

@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
+from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError, invalid_request
 from .interface import (
@@ -348,7 +348,7 @@ def request_build(deployment: Deployment, payload: dict[str, Any]) -> dict[str, 
 
 # --- errors ---------------------------------------------------------------------------
 
-def _retry_after(response: aiohttp.ClientResponse, error: dict[str, Any]) -> dict[str, str]:
+def _retry_after(response: upstream.Response, error: dict[str, Any]) -> dict[str, str]:
     if "retry-after" in response.headers:
         return {"retry-after": response.headers["retry-after"]}
     for detail in error.get("details") or []:
@@ -361,7 +361,7 @@ def _retry_after(response: aiohttp.ClientResponse, error: dict[str, Any]) -> dic
     return {}
 
 
-def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: bytes) -> GatewayError:
+def error_from(response: upstream.Response, deployment: Deployment, raw: bytes) -> GatewayError:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -434,14 +434,14 @@ def _parts(candidate: dict[str, Any]) -> list[Any]:
 
 
 async def chat_send(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
-) -> aiohttp.ClientResponse:
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any], *, stream: bool
+) -> upstream.Response:
     body = request_build(deployment, payload)
     url = _url(deployment, "streamGenerateContent") + "?alt=sse" if stream else _url(deployment, "generateContent")
     return await upstream_post(session, deployment, url, body, _headers(deployment), error_from)
 
 
-async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
+async def chat_read(response: upstream.Response, deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
     data = await body_read(response, deployment)
     if not isinstance(data, dict):
         raise upstream_invalid(deployment)
@@ -468,7 +468,7 @@ async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, pa
     return body, usage
 
 
-async def chat_chunks(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def chat_chunks(response: upstream.Response, deployment: Deployment, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     cid, created, model = completion_id(), now(), payload["model"]
     single = payload.get("parallel_tool_calls") is False
     started: set[int] = set()
@@ -532,7 +532,7 @@ async def chat_chunks(response: aiohttp.ClientResponse, deployment: Deployment, 
 # --- embeddings ------------------------------------------------------------------------
 
 async def embeddings_create(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any]
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     for key, value in payload.items():
         if key not in EMBEDDING_KEYS and value is not None:

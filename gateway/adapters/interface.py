@@ -6,7 +6,7 @@ shapes. An adapter module exposes:
 
     WIRE: str                       # "openai" | "anthropic" | "gemini" | "cohere"
 
-    async def chat_send(session, deployment, payload, *, stream) -> aiohttp.ClientResponse
+    async def chat_send(session, deployment, payload, *, stream) -> upstream.Response
         Translate `payload` (an OpenAI chat request; payload["model"] is the public
         name) and POST it upstream. Anything that cannot be mapped raises
         `unsupported(...)` (a 400 naming the parameter) before any network call.
@@ -20,7 +20,7 @@ shapes. An adapter module exposes:
         tool-call deltas (first one with id and name, then argument fragments), a
         chunk with the finish_reason, and, if the upstream reported usage, a last chunk
         with "choices": [] and "usage". An upstream error mid-stream raises
-        GatewayError; a broken connection raises aiohttp.ClientError/TimeoutError.
+        GatewayError; a broken connection raises upstream.ClientError/TimeoutError.
 
     async def embeddings_create(session, deployment, payload) -> tuple[dict, Usage | None]
         `payload` is an OpenAI embeddings request; returns an OpenAI embeddings
@@ -37,9 +37,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
+from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError, invalid_request, upstream_timeout, upstream_unreachable
 
@@ -101,7 +101,7 @@ def completion_make(
     return body
 
 
-def retry_after_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+def retry_after_headers(response: upstream.Response) -> dict[str, str]:
     return {"retry-after": response.headers["retry-after"]} if "retry-after" in response.headers else {}
 
 
@@ -113,30 +113,30 @@ def credential_rejected(deployment: Deployment, status: int, headers: dict[str, 
     )
 
 
-ErrorParser = Callable[[aiohttp.ClientResponse, Deployment, bytes], GatewayError]
+ErrorParser = Callable[[upstream.Response, Deployment, bytes], GatewayError]
 
 
 async def upstream_post(
-    session: aiohttp.ClientSession,
+    session: upstream.Pool,
     deployment: Deployment,
     url: str,
     body: Any,
     headers: dict[str, str],
     error_from: ErrorParser,
-) -> aiohttp.ClientResponse:
+) -> upstream.Response:
     """POST JSON upstream; network failures -> 502/504; HTTP errors -> error_from(...)."""
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     try:
         response = await session.post(url, data=data, headers=headers)
     except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
-    except aiohttp.ClientError as exc:
+    except upstream.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
     if response.status >= 400:
         try:
             try:
                 raw = await response.read()
-            except (TimeoutError, aiohttp.ClientError):
+            except (TimeoutError, upstream.ClientError):
                 raw = b""
             raise error_from(response, deployment, raw)
         finally:
@@ -144,19 +144,19 @@ async def upstream_post(
     return response
 
 
-async def body_bytes(response: aiohttp.ClientResponse, deployment: Deployment) -> bytes:
+async def body_bytes(response: upstream.Response, deployment: Deployment) -> bytes:
     """The upstream's whole answer; a broken connection is a 502, a stalled one a 504."""
     try:
         return await response.read()
     except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
-    except aiohttp.ClientError as exc:
+    except upstream.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
     finally:
         response.release()
 
 
-async def body_read(response: aiohttp.ClientResponse, deployment: Deployment) -> Any:
+async def body_read(response: upstream.Response, deployment: Deployment) -> Any:
     """The upstream's JSON answer; a broken or invalid body is a 502/504."""
     raw = await body_bytes(response, deployment)
     try:
@@ -192,7 +192,7 @@ def upstream_invalid(deployment: Deployment) -> GatewayError:
     )
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+async def sse_events(response: upstream.Response) -> AsyncIterator[bytes]:
     """Complete SSE events (each ending in a blank line), as the upstream sent them."""
     buffer = b""
     async for chunk in response.content.iter_any():

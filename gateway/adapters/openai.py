@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
+from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError
 from .interface import (
@@ -45,7 +45,7 @@ def _target(deployment: Deployment, operation: str) -> tuple[str, dict[str, str]
     return url, headers
 
 
-def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: bytes) -> GatewayError:
+def error_from(response: upstream.Response, deployment: Deployment, raw: bytes) -> GatewayError:
     headers = retry_after_headers(response)
     if response.status in (401, 403):
         return credential_rejected(deployment, response.status, headers)
@@ -70,8 +70,8 @@ def error_from(response: aiohttp.ClientResponse, deployment: Deployment, raw: by
 
 
 async def chat_send(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any], *, stream: bool
-) -> aiohttp.ClientResponse:
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any], *, stream: bool
+) -> upstream.Response:
     body = dict(payload)
     body["model"] = deployment.upstream_name
     if stream:
@@ -87,14 +87,14 @@ def _usage_of(data: Any) -> Usage | None:
     return None
 
 
-async def chat_read(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
+async def chat_read(response: upstream.Response, deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Usage | None]:
     data = await body_read(response, deployment)
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
         raise upstream_invalid(deployment)
     return data, _usage_of(data)
 
 
-async def chat_read_raw(response: aiohttp.ClientResponse,
+async def chat_read_raw(response: upstream.Response,
                         deployment: Deployment) -> tuple[bytes, dict[str, Any], Usage | None]:
     """Pass-through for OpenAI clients: the upstream's bytes, untouched, what they say, and their usage."""
     body = await body_bytes(response, deployment)
@@ -110,7 +110,7 @@ async def chat_read_raw(response: aiohttp.ClientResponse,
 chat_events = sse_events
 
 
-async def chat_chunks(response: aiohttp.ClientResponse, deployment: Deployment, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def chat_chunks(response: upstream.Response, deployment: Deployment, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     async for event in sse_events(response):
         _, data = sse_parse(event)
         if not data or data.strip() == b"[DONE]":
@@ -144,7 +144,7 @@ def event_is_usage_only(event: bytes) -> bool:
 
 
 async def embeddings_create(
-    session: aiohttp.ClientSession, deployment: Deployment, payload: dict[str, Any]
+    session: upstream.Pool, deployment: Deployment, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], Usage | None]:
     body = dict(payload)
     body["model"] = deployment.upstream_name

@@ -8,9 +8,9 @@ import asyncio
 import json
 from typing import Any
 
-import aiohttp
 import pytest
 
+from gateway import upstream
 from gateway.adapters import anthropic
 from gateway.adapters.interface import Usage, sse_events
 from gateway.directory import Deployment
@@ -46,7 +46,7 @@ def _chat(text: str = "tell me about otters", **extra: Any) -> dict[str, Any]:
 def _read(url: str, payload: dict[str, Any], timeout: float = 10) -> tuple[dict, Any]:
     async def go() -> tuple[dict, Any]:
         deployment = _deployment(url)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with upstream.Pool(read_timeout=timeout) as session:
             response = await anthropic.chat_send(session, deployment, payload, stream=False)
             return await anthropic.chat_read(response, deployment, payload)
     return asyncio.run(go())
@@ -55,7 +55,7 @@ def _read(url: str, payload: dict[str, Any], timeout: float = 10) -> tuple[dict,
 def _stream(url: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
     async def go() -> list[dict[str, Any]]:
         deployment = _deployment(url)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with upstream.Pool(read_timeout=10) as session:
             response = await anthropic.chat_send(session, deployment, payload, stream=True)
             try:
                 return [chunk async for chunk in anthropic.chat_chunks(response, deployment, payload)]
@@ -275,7 +275,7 @@ def test_upstream_hang_is_a_timeout(fake_provider_url):  # type: ignore[no-untyp
 
 
 def test_stream_cut_midway_raises(fake_provider_url):  # type: ignore[no-untyped-def]
-    with pytest.raises((aiohttp.ClientError, GatewayError)):
+    with pytest.raises((upstream.ClientError, GatewayError)):
         _stream(fake_provider_url, _chat("[[fake:cut]] [[fake:words=20]]"))
 
 
@@ -335,7 +335,7 @@ def test_invalid_tool_call_arguments_name_the_message():  # type: ignore[no-unty
 
 def test_embeddings_are_unsupported():  # type: ignore[no-untyped-def]
     async def go() -> None:
-        async with aiohttp.ClientSession() as session:
+        async with upstream.Pool() as session:
             await anthropic.embeddings_create(session, _deployment(DEAD_URL), {"model": "claude-chat", "input": "x"})
     with pytest.raises(GatewayError) as err:
         asyncio.run(go())
@@ -348,7 +348,7 @@ def _native(url: str, body: dict[str, Any], *, stream: bool, operation: str = "m
     """(JSON body or None, raw SSE events) of a native request."""
     async def go() -> tuple[Any, list[bytes]]:
         deployment = _deployment(url)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with upstream.Pool(read_timeout=10) as session:
             response = await anthropic.messages_send(session, deployment, body, stream=stream, operation=operation,
                                                      headers={"anthropic-version": "2023-06-01"})
             try:

@@ -10,9 +10,9 @@ import json
 import struct
 from typing import Any
 
-import aiohttp
 import pytest
 
+from gateway import upstream
 from gateway.adapters import cohere
 from gateway.directory import Deployment
 from gateway.errors import GatewayError
@@ -44,7 +44,7 @@ def _chat(text: str = "tell me about otters", **extra: Any) -> dict[str, Any]:
 def _read(url: str, payload: dict[str, Any], timeout: float = 10, credential: str = "co-secret-key") -> tuple[dict, Any]:
     async def go() -> tuple[dict, Any]:
         deployment = _deployment(url, credential)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with upstream.Pool(read_timeout=timeout) as session:
             response = await cohere.chat_send(session, deployment, payload, stream=False)
             return await cohere.chat_read(response, deployment, payload)
     return asyncio.run(go())
@@ -53,7 +53,7 @@ def _read(url: str, payload: dict[str, Any], timeout: float = 10, credential: st
 def _stream(url: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
     async def go() -> list[dict[str, Any]]:
         deployment = _deployment(url)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with upstream.Pool(read_timeout=10) as session:
             response = await cohere.chat_send(session, deployment, payload, stream=True)
             try:
                 return [chunk async for chunk in cohere.chat_chunks(response, deployment, payload)]
@@ -64,7 +64,7 @@ def _stream(url: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _embed(url: str, payload: dict[str, Any]) -> tuple[dict, Any]:
     async def go() -> tuple[dict, Any]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with upstream.Pool(read_timeout=10) as session:
             return await cohere.embeddings_create(session, _deployment(url), payload)
     return asyncio.run(go())
 
@@ -251,14 +251,14 @@ def test_a_reset_connection_is_502(fake_provider_url):  # type: ignore[no-untype
 
 
 def test_a_stream_cut_mid_way_raises(fake_provider_url):  # type: ignore[no-untyped-def]
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(upstream.PayloadError):
         _stream(fake_provider_url, _chat("cut me [[fake:cut]] [[fake:words=20]]", stream=True))
 
 
 # --- Cohere answers the fake never gives (finish ERROR/TIMEOUT, billed-only usage, early end) ------
 
 class _Stub:
-    """Just enough of an aiohttp response to feed chat_read/chat_chunks a canned answer."""
+    """Just enough of an upstream response to feed chat_read/chat_chunks a canned answer."""
 
     def __init__(self, body: bytes) -> None:
         self.body = body

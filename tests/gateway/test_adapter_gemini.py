@@ -8,10 +8,10 @@ import base64
 from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
+from gateway import upstream
 from gateway.adapters import gemini
 from gateway.directory import Deployment
 from gateway.errors import GatewayError
@@ -40,7 +40,7 @@ def _read(deployment: Deployment, payload: dict[str, Any], timeout: float = 10) 
     payload = {"model": "gem", **payload}
 
     async def run() -> tuple[dict[str, Any], Any]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with upstream.Pool(read_timeout=timeout) as session:
             response = await gemini.chat_send(session, deployment, payload, stream=False)
             return await gemini.chat_read(response, deployment, payload)
 
@@ -51,7 +51,7 @@ def _stream(deployment: Deployment, payload: dict[str, Any]) -> list[dict[str, A
     payload = {"model": "gem", "stream": True, **payload}
 
     async def run() -> list[dict[str, Any]]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        async with upstream.Pool(read_timeout=10) as session:
             response = await gemini.chat_send(session, deployment, payload, stream=True)
             return [c async for c in gemini.chat_chunks(response, deployment, payload)]
 
@@ -60,7 +60,7 @@ def _stream(deployment: Deployment, payload: dict[str, Any]) -> list[dict[str, A
 
 def _embed(deployment: Deployment, payload: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     async def run() -> tuple[dict[str, Any], Any]:
-        async with aiohttp.ClientSession() as session:
+        async with upstream.Pool() as session:
             return await gemini.embeddings_create(session, deployment, {"model": "gem-embed", **payload})
 
     return asyncio.run(run())
@@ -261,7 +261,7 @@ def test_hanging_upstream_times_out(fake_provider_url):  # type: ignore[no-untyp
 
 
 def test_stream_cut_midway_raises(fake_provider_url):  # type: ignore[no-untyped-def]
-    with pytest.raises((aiohttp.ClientError, GatewayError)):
+    with pytest.raises((upstream.ClientError, GatewayError)):
         _stream(_deployment(fake_provider_url), {"messages": _user("hi [[fake:cut]] [[fake:words=20]]")})
 
 
