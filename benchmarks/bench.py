@@ -24,7 +24,11 @@ the benchmark. The embedding service (Procfile `embedder:`) runs as in productio
 host, and its memory is reported apart from the workers'.
 
 Tests, for every target, with the fake provider measured directly in the same run (the
-difference is the overhead):
+difference is the overhead). single, open500 and stream run in 3 rounds of 5 s: in each
+round each test runs on every target in turn (order rotated), and a target's slices are
+merged (percentiles over all their requests), so every target meets the same periods of
+the host. The provider is measured twice, as `direct` and `direct-again`: that A/A
+pair's "overhead" is what the host's noise alone makes of a difference.
   single   closed loop, 1 client: the latency a lone request pays
   open500  open loop at 500 requests/s: added latency p50/p99 and errors
   ladder   open loop at rising rates (6 s each) until p99 passes twice the upstream latency,
@@ -59,6 +63,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -90,6 +95,7 @@ from benchmarks.harness import (  # noqa: E402
     wait_http,
     wait_quiet,
 )
+from benchmarks.loadgen import summary_ms  # noqa: E402
 from benchmarks.steadiness import describe as steadiness_describe  # noqa: E402
 from benchmarks.steadiness import probe as steadiness_probe  # noqa: E402
 
@@ -98,7 +104,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 LITELLM_KEY = "sk-bench-litellm-master"
 LADDER = [10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400,
           1500, 1600, 1700, 1800, 2000, 2200, 2400, 2700, 3000, 3500, 4000]
-LADDER_START = {"litellm": 10}  # the others start at 200 requests/s
+LADDER_START = {"litellm": 10}
+AGAIN = "direct-again"  # the A/A control: the same provider, measured as a second target
+ROUNDS = 3  # single, open500 and stream run in this many interleaved slices  # the others start at 200 requests/s
 SERVER_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level",
                 "warning", "--timeout-keep-alive", "75"]
 
@@ -156,9 +164,14 @@ def body_for(stream: bool, slow: bool = False, chunk_ms: float = 50.0) -> str:
 
 def load(target: Target, *, concurrency: int | None = None, rate: float | None = None, seconds: float,
          stream: bool = False, requests: int | None = None, body: str | None = None, ramp: float = 0.0,
-         grace: float = 20.0, cpu: int | None = CLIENT_CPU) -> dict[str, Any]:
-    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--url", target.url, "--body", body or body_for(stream),
+         grace: float = 20.0, cpu: int | None = CLIENT_CPU, samples: bool = False,
+         chunk_ms: float = 50.0) -> dict[str, Any]:
+    # a fresh prompt nonce for every run (body_for): a run must never hit an earlier run's cache entries
+    cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--url", target.url,
+           "--body", body or body_for(stream, chunk_ms=chunk_ms),
            "--seconds", str(seconds), "--json", "--grace", str(grace)]
+    if samples:
+        cmd.append("--samples")
     if rate:
         cmd += ["--rate", str(rate)]
     else:
@@ -209,6 +222,60 @@ def settle(target: Target, limit_s: float = 60.0) -> None:
         time.sleep(1.0)
         if target.cpu_s() - before < 0.05:
             return
+
+
+def merged(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from the slices of one test on one target: counts and CPU added up,
+    percentiles over every request of every slice (each slice's own kept in `slices`)."""
+    first = slices[0]
+    out: dict[str, Any] = {k: first.get(k) for k in ("url", "concurrency", "stream", "rate")}
+    for k in ("elapsed_s", "requests", "ok", "errors", "target_cpu_s", "offered"):
+        out[k] = round(sum(r.get(k) or 0 for r in slices), 3)
+    kinds: Counter[str] = Counter()
+    statuses: Counter[str] = Counter()
+    for r in slices:
+        kinds.update(r.get("error_kinds") or {})
+        statuses.update(r.get("statuses") or {})
+    out["error_kinds"], out["statuses"] = dict(kinds), dict(statuses)
+    out["rps"] = round(out["ok"] / out["elapsed_s"], 1) if out["elapsed_s"] else 0.0
+    out["target_cpu_ms_per_req"] = round(out["target_cpu_s"] * 1000 / out["ok"], 3) if out["ok"] else None
+    for section in ("latency_ms", "ttfb_ms"):
+        if section in first:
+            values = [v / 1000 for r in slices for v in r["samples_ms"][section]]
+            out[section] = summary_ms(values)
+    out["peak_rss_mb"] = max((r.get("peak_rss_mb") or 0 for r in slices), default=None) or None
+    out["slices"] = [{"p50_ms": r[sec]["p50"], "p99_ms": r[sec]["p99"], "ok": r["ok"], "errors": r["errors"],
+                      "cpu_ms_per_req": r.get("target_cpu_ms_per_req"), "host_cpu": r.get("host_cpu")}
+                     for r in slices for sec in ["ttfb_ms" if r.get("stream") else "latency_ms"]]
+    return out
+
+
+def _slice(target: Target, **kwargs: Any) -> dict[str, Any]:
+    settle(target)
+    return measured(target, samples=True, **kwargs)
+
+
+def interleaved(targets: list[Target], tests: dict[str, dict[str, Any]], rounds: int,
+                run: Callable[..., dict[str, Any]] | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every test in `rounds` slices. In each round, each test runs on every target in turn
+    (the order rotated from round to round), so the targets meet the same periods of this
+    VM's uneven CPUs (benchmarks/steadiness.py) instead of one getting a calm minute and
+    the next a rough one; each target's slices of a test are then merged (merged())."""
+    run = run or _slice
+    slices: dict[str, dict[str, list[dict[str, Any]]]] = {t.name: {test: [] for test in tests} for t in targets}
+    for r in range(rounds):
+        order = targets[r % len(targets):] + targets[:r % len(targets)]
+        for test, kwargs in tests.items():
+            for target in order:
+                slices[target.name][test].append(run(target, **kwargs))
+    return {name: {test: merged(runs) for test, runs in by_test.items()} for name, by_test in slices.items()}
+
+
+def _print_tests(name: str, results: dict[str, Any]) -> None:
+    for test in ("single", "open500", "stream"):
+        run = results[test]
+        print(f"  {name:12} {test:8} {run['rps']:>8.1f} req/s, {run['ok']} ok, {run['errors']} errors "
+              f"{run['error_kinds'] or ''}", flush=True)
 
 
 def sustainable(run: dict[str, Any], rate: float, p99_limit_ms: float) -> bool:
@@ -339,9 +406,9 @@ def _fmt(v: Any, width: int, digits: int = 1) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     tests = report["tests"]
-    names = [n for n in ("direct", "gateway", "bare", "litellm") if n in tests]
+    names = [n for n in ("direct", AGAIN, "gateway", "bare", "litellm") if n in tests]
     print("\nlatency in ms; overhead = target minus direct in the same run (TTFB for streams)")
-    print(f"{'target':8} {'test':8} {'req/s':>8} {'ok':>7} {'err':>5} {'p50':>7} {'p90':>7} {'p99':>8} {'max':>8} "
+    print(f"{'target':12} {'test':8} {'req/s':>8} {'ok':>7} {'err':>5} {'p50':>7} {'p90':>7} {'p99':>8} {'max':>8} "
           f"{'+p50':>6} {'+p99':>7} {'cpu s':>6} {'cpu ms/req':>10} {'peak RSS MB':>11}")
     for test in ("single", "open500", "stream", "slow"):
         for name in names:
@@ -351,7 +418,7 @@ def print_table(report: dict[str, Any]) -> None:
             section = "ttfb_ms" if run.get("stream") else "latency_ms"
             lat = run[section]
             over = run.get("overhead_ms", {})
-            print(f"{name:8} {test:8} {_fmt(run['rps'], 8)} {run['ok']:>7} {run['errors']:>5} {_fmt(lat['p50'], 7)} "
+            print(f"{name:12} {test:8} {_fmt(run['rps'], 8)} {run['ok']:>7} {run['errors']:>5} {_fmt(lat['p50'], 7)} "
                   f"{_fmt(lat['p90'], 7)} {_fmt(lat['p99'], 8)} {_fmt(lat['max'], 8)} {_fmt(over.get('p50'), 6, 2)} "
                   f"{_fmt(over.get('p99'), 7, 2)} {_fmt(run.get('target_cpu_s'), 6, 2)} "
                   f"{_fmt(run.get('target_cpu_ms_per_req'), 10, 3)} {_fmt(run.get('peak_rss_mb'), 11)}")
@@ -526,6 +593,14 @@ def main() -> int:
         usage_before = usage_recorded(0)
         rows_before = usage_rows() if args.smoke else 0
         gateway_sent = 0
+        if not args.smoke:  # an A/A control: the provider directly again, measured like any target
+            targets.insert(1, Target(AGAIN, fake_port, None, None))
+        stream_s = (50 + 20 * args.chunk_ms) / 1000
+        # the streams start spread over one stream's length: 200 clients arriving together
+        # would stay in lock-step waves for the whole run
+        tests = {"single": {"concurrency": 1}, "open500": {"rate": 500, "grace": 20},
+                 "stream": {"concurrency": args.stream_concurrency, "stream": True, "ramp": stream_s,
+                            "chunk_ms": args.chunk_ms}}
         for target in targets:
             results: dict[str, Any] = report["tests"].setdefault(target.name, {})
             results["startup_s"] = target.start(logdir)
@@ -536,42 +611,47 @@ def main() -> int:
                 results["open500"] = measured(target, rate=100, seconds=1)
                 results["stream"] = measured(target, concurrency=8, seconds=30, requests=40, stream=True,
                                              body=body_for(True, chunk_ms=5))
+                _print_tests(target.name, results)
             else:
                 # warm: directory, pools, code paths (LiteLLM gently: a backlog would spill into the runs)
                 warm = 2 if target.name == "litellm" else 16
                 load(target, concurrency=warm, seconds=2)
                 load(target, concurrency=warm, seconds=2, stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
-                results["single"] = measured(target, concurrency=1, seconds=args.seconds)
-                results["open500"] = measured(target, rate=500, seconds=args.seconds, grace=20)
-                settle(target)
-                # the streams start spread over one stream's length: 200 clients arriving together
-                # would stay in lock-step waves for the whole run
-                stream_s = (50 + 20 * args.chunk_ms) / 1000
-                results["stream"] = measured(target, concurrency=args.stream_concurrency, seconds=args.seconds,
-                                             stream=True, body=body_for(True, chunk_ms=args.chunk_ms), ramp=stream_s)
-                settle(target)
-                if not args.skip_ladder and target.name == "litellm":  # 50-100x slower: no need to interleave
-                    results["ladder"] = ladders([target], p99_limit, args.ladder_seconds)[target.name]
+            if target.name == "litellm":  # 50-100x slower: measured alone, then stopped
+                for test, kwargs in tests.items():
                     settle(target)
-            for test in ("single", "open500", "stream"):
-                run = results[test]
-                print(f"  {target.name:8} {test:8} {run['rps']:>8.1f} req/s, {run['ok']} ok, {run['errors']} errors "
-                      f"{run['error_kinds'] or ''}", flush=True)
-            if target.name == "gateway":
-                gateway_sent = sum(results[t]["requests"] + results[t]["errors"] for t in ("single", "open500", "stream"))
-            if target.name == "litellm" or args.smoke or args.skip_ladder:
+                    results[test] = measured(target, seconds=args.seconds, **kwargs)
+                _print_tests(target.name, results)
+                if not args.skip_ladder:
+                    settle(target)
+                    results["ladder"] = ladders([target], p99_limit, args.ladder_seconds)[target.name]
+            if target.name == "litellm" or args.smoke:
                 results["peak_rss_mb"] = target.rss().get("max_process")
                 results["rss_mb"] = target.rss()
                 target.stop()
-        climbing = [t for t in targets if t.name != "litellm"]
+        climbing = [t for t in targets if t.name not in ("litellm", AGAIN)]
+        if not args.smoke:
+            together = [t for t in targets if t.name != "litellm"]
+            rounds = ROUNDS
+            print(f"\nsingle, open500, stream: {rounds} rounds of {args.seconds / rounds:g} s, each test on each "
+                  "target in turn", flush=True)
+            for name, by_test in interleaved(together, {t: {**kw, "seconds": args.seconds / rounds}
+                                                        for t, kw in tests.items()}, rounds).items():
+                report["tests"][name].update(by_test)
+                _print_tests(name, by_test)
+        if "gateway" in report["tests"]:
+            gateway_sent = sum(report["tests"]["gateway"][t]["requests"] + report["tests"]["gateway"][t]["errors"]
+                               for t in ("single", "open500", "stream"))
         if not args.smoke and not args.skip_ladder:
             print("\nladder: every rate on each target in turn", flush=True)
             for name, result in ladders(climbing, p99_limit, args.ladder_seconds).items():
                 report["tests"][name]["ladder"] = result
-            for target in climbing:
-                report["tests"][target.name]["peak_rss_mb"] = target.rss().get("max_process")
-                report["tests"][target.name]["rss_mb"] = target.rss()
-                target.stop()
+        if not args.smoke:
+            for target in targets:
+                if target.name != "litellm":
+                    report["tests"][target.name]["peak_rss_mb"] = target.rss().get("max_process")
+                    report["tests"][target.name]["rss_mb"] = target.rss()
+                    target.stop()
         if not args.smoke and not args.skip_slow_streams:
             slow_streams(report, targets, key, gw_port, args, logdir)
         if not args.smoke:

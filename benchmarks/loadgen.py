@@ -264,6 +264,9 @@ async def run_open(url: str, body: bytes, headers: list[str], rate: float, secon
     return result
 
 
+KEEP_SAMPLES = False  # --samples: every latency in the result too (make bench merges slices of a test)
+
+
 def _result(url: str, start: float, latencies: list[float], ttfb: list[float] | None, errors: Counter[str],
             statuses: Counter[int], *, concurrency: int | None, stream: bool) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
@@ -283,6 +286,9 @@ def _result(url: str, start: float, latencies: list[float], ttfb: list[float] | 
     }
     if ttfb is not None:
         result["ttfb_ms"] = summary_ms(ttfb)
+    if KEEP_SAMPLES:
+        result["samples_ms"] = {"latency_ms": [round(v * 1000, 3) for v in latencies],
+                                "ttfb_ms": [round(v * 1000, 3) for v in ttfb or []]}
     return result
 
 
@@ -300,7 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=None, help="open loop: requests per second (instead of -c)")
     p.add_argument("--ramp", type=float, default=0.0, help="closed loop: start the workers over this many seconds")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--samples", action="store_true", help="with --json: every latency too, in ms")
     args = p.parse_args(argv)
+    global KEEP_SAMPLES
+    KEEP_SAMPLES = args.samples
     body = args.body
     if body.startswith("@"):
         with open(body[1:], "rb") as f:
