@@ -1,7 +1,7 @@
 """`make bench`: the gateway against the fake provider directly, a bare pass-through proxy
 and LiteLLM's proxy, on the same core, the same loads and in the same run.
 
-    .venv/bin/python benchmarks/bench.py                   # everything, about 20 minutes
+    .venv/bin/python benchmarks/bench.py                   # everything, about 15 minutes
     .venv/bin/python benchmarks/bench.py --skip-litellm --skip-slow-streams
     .venv/bin/python benchmarks/bench.py --smoke           # a few hundred requests, checks only
 
