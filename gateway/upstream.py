@@ -204,7 +204,7 @@ class Response:
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("pool", "key", "where", "transport", "parser", "response", "headers_waiter", "paused", "idle_since",
-                 "closed", "_name", "_read_to_close")
+                 "closed", "_read_to_close", "_interim")
 
     def __init__(self, pool: Pool, key: tuple[bool, str, int], where: str) -> None:
         self.pool = pool
@@ -217,8 +217,8 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.idle_since = 0.0
         self.closed = False
-        self._name = b""
         self._read_to_close = False
+        self._interim = False
 
     # --- asyncio.Protocol
 
@@ -261,7 +261,12 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         response = self.response
         assert response is not None
-        response.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # informational (103 Early Hints...): the real answer follows
+            response.headers = {}
+            self._interim = True
+            return
+        response.status = status
         headers = response.headers
         self._read_to_close = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
         encoding = headers.get("content-encoding", "identity").strip().lower()
@@ -288,6 +293,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         response = self.response
         if response is None:
+            return
+        if self._interim:
+            self._interim = False
             return
         self.response = None
         reusable = self.parser.should_keep_alive() and not self._read_to_close

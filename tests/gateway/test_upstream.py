@@ -95,6 +95,22 @@ def test_a_request_goes_out_whole_and_the_connection_is_kept_for_the_next():
     run(go())
 
 
+def test_an_interim_answer_is_skipped_for_the_real_one():
+    async def early_hints(writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </a>; rel=preload\r\n\r\n")
+        await writer.drain()
+        await _ok()(writer, request)
+
+    async def go() -> None:
+        async with Scripted(early_hints) as server, upstream.Pool() as pool:
+            for _ in range(2):
+                response = await pool.post(server.url + "/", data=b"{}")
+                assert response.status == 200 and "link" not in response.headers
+                assert await response.json() == {"ok": True}
+            assert server.connections == 1
+    run(go())
+
+
 def test_a_chunked_answer_split_anywhere_streams_in_order():
     pieces = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
     wire = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
