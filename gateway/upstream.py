@@ -49,6 +49,11 @@ class PayloadError(ClientError):
     pass
 
 
+class InvalidRequest(ClientError, ValueError):
+    """The request cannot be put on the wire: a line break in a header (injection) or a
+    character HTTP/1.1 does not carry. The message never holds the offending value."""
+
+
 class _Target:
     """A URL, split once: the pool key and the request line's parts."""
 
@@ -98,6 +103,9 @@ class Response:
 
     async def read(self) -> bytes:
         while not self._done:
+            conn = self._conn
+            if conn is not None and conn.paused:  # the whole body is wanted: never stop reading it
+                conn.resume()
             await self._wait()
         if self._error is not None:
             raise self._error
@@ -187,6 +195,9 @@ class Response:
                 tail = b""
             if tail:
                 self._chunks.append(tail)
+            if not self._inflate.eof:
+                self._fail(PayloadError("the upstream's compressed body ended early"))
+                return
         self._done = True
         self._conn = None
         self._wake()
@@ -244,12 +255,16 @@ class _Connection(asyncio.Protocol):
             waiter, self.headers_waiter = self.headers_waiter, None
             if not waiter.done():
                 waiter.set_exception(ServerDisconnected(f"the upstream at {self.where} closed the connection"))
-        elif self._read_to_close:
-            response._finish()  # no length, not chunked: the body ends with the connection
+        elif self._read_to_close and exc is None:
+            response._finish()  # no length, not chunked: the body ends with the connection (not with a reset)
         else:
             response._fail(PayloadError(f"the upstream at {self.where} closed the connection mid-answer"))
 
     # --- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        if self.response is None:  # bytes past the end of the answer: this connection is out of step
+            raise PayloadError(f"the upstream at {self.where} sent more than its answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
@@ -268,7 +283,8 @@ class _Connection(asyncio.Protocol):
             return
         response.status = status
         headers = response.headers
-        self._read_to_close = "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "")
+        self._read_to_close = ("content-length" not in headers
+                               and "chunked" not in headers.get("transfer-encoding", "").lower())
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding in ("gzip", "x-gzip"):
             response._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -368,6 +384,8 @@ class Pool:
             self._targets[url] = target
         head = self._head(method, target, data, headers)
         conn = self._checkout(target.key) or await self._connect(target)
+        if conn.closed:  # a fresh connection the upstream closed at once
+            raise ServerDisconnected(f"the upstream at {target.where()} closed the connection")
         loop = asyncio.get_running_loop()
         response = conn.response = Response(conn, self.read_timeout)
         waiter = conn.headers_waiter = loop.create_future()
@@ -379,7 +397,8 @@ class Pool:
         try:
             await waiter
         except BaseException:
-            conn.abandon()
+            if conn.response is response:  # still ours: a complete answer has already left it to the pool
+                conn.abandon()
             raise
         finally:
             if timer is not None:
@@ -402,7 +421,7 @@ class Pool:
         agent = True
         for name, value in (headers or {}).items():
             if "\n" in value or "\r" in value or "\n" in name or "\r" in name or ":" in name:
-                raise ValueError("a header name or value holds a line break")
+                raise InvalidRequest("a header name or value holds a line break")
             lowered = name.lower()
             if lowered in ("host", "content-length", "accept-encoding", "transfer-encoding", "connection"):
                 continue
@@ -412,7 +431,10 @@ class Pool:
         if agent:
             lines.append(f"user-agent: {USER_AGENT}\r\n")
         lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
+        try:
+            return "".join(lines).encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequest("a header or the URL holds a character HTTP/1.1 cannot carry") from None
 
     def _checkout(self, key: tuple[bool, str, int]) -> _Connection | None:
         conns = self._idle_conns.get(key)

@@ -130,6 +130,11 @@ async def upstream_post(
         response = await session.post(url, data=data, headers=headers)
     except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
+    except upstream.InvalidRequest:
+        raise GatewayError(
+            502, f"The request to the upstream provider '{deployment.provider_name}' could not be sent: its credential, "
+            "a forwarded header or the URL holds a character HTTP does not allow. An operator should check the "
+            "provider's settings.", type="api_error", code="upstream_request_invalid") from None
     except upstream.ClientError as exc:
         raise upstream_unreachable(deployment.provider_name) from exc
     if response.status >= 400:

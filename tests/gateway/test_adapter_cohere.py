@@ -431,3 +431,11 @@ def test_embedding_errors_are_mapped(fake_provider_url):  # type: ignore[no-unty
     with pytest.raises(GatewayError) as caught:
         _embed(fake_provider_url, {"model": "cohere-embed", "input": "x", "dimensions": 100})
     assert caught.value.status == 400 and "output_dimension" in caught.value.message
+
+
+def test_a_credential_http_cannot_carry_is_a_clear_502_that_does_not_echo_it(fake_provider_url):  # type: ignore[no-untyped-def]
+    with pytest.raises(GatewayError) as caught:
+        _read(fake_provider_url, _chat(), credential="co-secret-key\u200b")  # pasted with a zero-width space
+    error = caught.value
+    assert error.status == 502 and error.code == "upstream_request_invalid"
+    assert "co-secret" not in str(error) and "co-secret" not in repr(error.__cause__) and error.__cause__ is None

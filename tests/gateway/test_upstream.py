@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime
 import gzip
+import socket
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -306,12 +308,99 @@ def test_a_slow_reader_pauses_the_upstream_and_loses_nothing():
     run(go())
 
 
-def test_header_values_cannot_smuggle_lines():
+def test_header_values_cannot_smuggle_lines_and_a_bad_character_names_no_secret():
     async def go() -> None:
         async with Scripted(_ok()) as server, upstream.Pool() as pool:
-            with pytest.raises(ValueError):
+            with pytest.raises(upstream.InvalidRequest):
                 await pool.post(server.url + "/", data=b"", headers={"anthropic-beta": "x\r\nx-evil: 1"})
+            with pytest.raises(upstream.InvalidRequest) as caught:  # a credential pasted with a stray character
+                await pool.post(server.url + "/?key=AIza-secret", data=b"", headers={"x-api-key": "sk-secret\u200b"})
+            assert "secret" not in repr(caught.value) and "secret" not in str(caught.value)
+            assert caught.value.__cause__ is None and caught.value.__suppress_context__
             assert server.requests == []
+    run(go())
+
+
+def test_a_large_body_read_whole_is_not_held_up_by_flow_control():
+    big = bytes(range(256)) * 4096  # 1 MiB, four times HIGH_WATER
+
+    async def go() -> None:
+        async with Scripted(_ok(big)) as server, upstream.Pool(read_timeout=3) as pool:
+            response = await pool.post(server.url + "/", data=b"")
+            assert await response.read() == big
+    run(go())
+
+
+def test_a_caller_cancelled_as_its_answer_completes_leaves_the_pooled_connection_alone(monkeypatch: Any):
+    """The answer arrived whole (the connection is back in the pool) in the same turn of the
+    loop as the caller was cancelled: the connection now belongs to the next request."""
+    caller: list[asyncio.Task[Any]] = []
+    complete = upstream._Connection.on_message_complete
+
+    def on_message_complete(self: upstream._Connection) -> None:
+        complete(self)
+        if caller and not caller[0].done():
+            caller[0].cancel()
+
+    monkeypatch.setattr(upstream._Connection, "on_message_complete", on_message_complete)
+
+    async def go() -> None:
+        async with Scripted(_ok()) as server, upstream.Pool() as pool:
+            caller.append(asyncio.create_task(pool.post(server.url + "/", data=b"")))
+            with pytest.raises(asyncio.CancelledError):
+                await caller[0]
+            response = await pool.post(server.url + "/", data=b"")
+            assert await response.json() == {"ok": True}
+            assert server.connections == 1  # the pooled connection was not closed under the next request
+    run(go())
+
+
+def test_a_reset_or_a_cut_chunked_stream_is_an_error_not_an_ending():
+    async def reset_mid_body(writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\npartial")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        writer.transport.abort()
+
+    async def cut_chunked(writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n7\r\npartial\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def go() -> None:
+        for answer in (reset_mid_body, cut_chunked):
+            async with Scripted(answer) as server, upstream.Pool() as pool:
+                response = await pool.post(server.url + "/", data=b"")
+                with pytest.raises(upstream.PayloadError):
+                    await response.read()
+    run(go())
+
+
+def test_a_gzip_body_cut_short_is_an_error():
+    packed = gzip.compress(b"otters " * 500)[:-12]
+
+    async def go() -> None:
+        async with Scripted(_ok(packed, b"content-encoding: gzip\r\n")) as server, upstream.Pool() as pool:
+            response = await pool.post(server.url + "/", data=b"{}")
+            with pytest.raises(upstream.PayloadError):
+                await response.read()
+    run(go())
+
+
+def test_bytes_past_the_end_of_an_answer_retire_the_connection():
+    async def too_long(writer: asyncio.StreamWriter, request: dict[str, Any]) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHT")
+        await writer.drain()
+
+    async def go() -> None:
+        async with Scripted(too_long) as server, upstream.Pool() as pool:
+            for _ in range(2):
+                response = await pool.post(server.url + "/", data=b"")
+                assert await response.read() == b"ok"
+                await asyncio.sleep(0.01)
+            assert server.connections == 2  # the out-of-step connection was not reused
     run(go())
 
 
