@@ -104,9 +104,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 LITELLM_KEY = "sk-bench-litellm-master"
 LADDER = [10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400,
           1500, 1600, 1700, 1800, 2000, 2200, 2400, 2700, 3000, 3500, 4000]
-LADDER_START = {"litellm": 10}
+LADDER_START = {"litellm": 10}  # the others start at 200 requests/s
 AGAIN = "direct-again"  # the A/A control: the same provider, measured as a second target
-ROUNDS = 3  # single, open500 and stream run in this many interleaved slices  # the others start at 200 requests/s
+ROUNDS = 3  # single, open500 and stream run in this many interleaved slices
 SERVER_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--lifespan", "off", "--no-access-log", "--log-level",
                 "warning", "--timeout-keep-alive", "75"]
 
@@ -244,9 +244,9 @@ def merged(slices: list[dict[str, Any]]) -> dict[str, Any]:
             values = [v / 1000 for r in slices for v in r["samples_ms"][section]]
             out[section] = summary_ms(values)
     out["peak_rss_mb"] = max((r.get("peak_rss_mb") or 0 for r in slices), default=None) or None
-    out["slices"] = [{"p50_ms": r[sec]["p50"], "p99_ms": r[sec]["p99"], "ok": r["ok"], "errors": r["errors"],
-                      "cpu_ms_per_req": r.get("target_cpu_ms_per_req"), "host_cpu": r.get("host_cpu")}
-                     for r in slices for sec in ["ttfb_ms" if r.get("stream") else "latency_ms"]]
+    section = "ttfb_ms" if first.get("stream") else "latency_ms"
+    out["slices"] = [{"p50_ms": r[section]["p50"], "p99_ms": r[section]["p99"], "ok": r["ok"], "errors": r["errors"],
+                      "cpu_ms_per_req": r.get("target_cpu_ms_per_req"), "host_cpu": r.get("host_cpu")} for r in slices]
     return out
 
 

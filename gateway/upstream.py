@@ -60,12 +60,16 @@ class _Target:
     __slots__ = ("key", "host", "port", "tls", "target", "host_header")
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise InvalidRequest("the upstream URL is not valid") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("upstream URL must be http:// or https:// with a host")
+            raise InvalidRequest("the upstream URL must be http:// or https:// with a host")
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
-        self.port = parts.port or (443 if self.tls else 80)
+        self.port = port or (443 if self.tls else 80)
         self.key = (self.tls, self.host, self.port)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         default = 443 if self.tls else 80

@@ -318,6 +318,9 @@ def test_header_values_cannot_smuggle_lines_and_a_bad_character_names_no_secret(
             assert "secret" not in repr(caught.value) and "secret" not in str(caught.value)
             assert caught.value.__cause__ is None and caught.value.__suppress_context__
             assert server.requests == []
+            for url in ("ftp://127.0.0.1/x", "http://127.0.0.1:port/x", "http:///x"):
+                with pytest.raises(upstream.InvalidRequest):
+                    await pool.post(url, data=b"")
     run(go())
 
 
