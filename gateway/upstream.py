@@ -121,9 +121,6 @@ class Response:
     async def json(self) -> Any:
         return orjson.loads(await self.read())
 
-    async def text(self) -> str:
-        return (await self.read()).decode("utf-8", "replace")
-
     async def iter_any(self) -> AsyncIterator[bytes]:
         """Whatever has arrived, as soon as it has: one joined piece per wake-up."""
         chunks = self._chunks
@@ -150,9 +147,6 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is not None and not self._done:
             conn.abandon()  # the body was not read to its end: the connection cannot be reused
-
-    def close(self) -> None:
-        self.release()
 
     # --- fed by the connection
 
@@ -371,9 +365,6 @@ class Pool:
 
     async def post(self, url: str, *, data: bytes = b"", headers: Mapping[str, str] | None = None) -> Response:
         return await self.request("POST", url, data=data, headers=headers)
-
-    async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        return await self.request("GET", url, headers=headers)
 
     async def request(self, method: str, url: str, *, data: bytes = b"",
                       headers: Mapping[str, str] | None = None) -> Response:
