@@ -3,7 +3,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install run test lint stop clean bench bench-cache
+# make run starts from any Python 3.11: it installs into the venv itself, with a one-line progress display
+LAUNCH_PY = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+
+.PHONY: install run test lint stop clean bench bench-cache chromium
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,10 +15,14 @@ $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 
 install: $(BIN)/.installed
 
-run: install
-	$(BIN)/python -m aiproxy_site.launcher
+run:
+	@$(LAUNCH_PY) aiproxy_site/launcher.py --install
 
-test: install
+# the browser tests need Debian's chromium: installed here when run as root, else the command to run
+chromium:
+	@$(LAUNCH_PY) tests/chromium.py
+
+test: install chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
@@ -28,9 +35,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 
-stop: install
-	$(BIN)/python -c "from aiproxy_site.embedded import stop_all; stop_all()"
-	AIPROXY_DATA_DIR=.aiproxy/test $(BIN)/python -c "from aiproxy_site.embedded import stop_all; stop_all()"
+# every process make run started (tracked under .aiproxy/run/), the embedded servers, and the tests' ones;
+# with AIPROXY_DATA_DIR set, only that data directory's
+stop:
+	@$(LAUNCH_PY) aiproxy_site/launcher.py stop
+	@$(if $(AIPROXY_DATA_DIR),,AIPROXY_DATA_DIR=.aiproxy/test $(LAUNCH_PY) aiproxy_site/launcher.py stop)
 
 clean: stop
 	rm -rf .aiproxy

@@ -37,7 +37,7 @@ ENCRYPTION_KEY = os.environ.get("AIPROXY_ENCRYPTION_KEY", SECRET_KEY)
 BASE_DOMAIN = os.environ.get("BASE_DOMAIN", "localhost")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{BASE_DOMAIN},.{BASE_DOMAIN},127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000")
+SITE_URL = os.environ.get("SITE_URL", f"http://localhost:{os.environ.get('PORT', '8000')}")  # links in emails
 
 # --- Real parts -------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")

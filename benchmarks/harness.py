@@ -232,7 +232,8 @@ def setup(gateway_port: int, *, everything_on: bool = False) -> tuple[str, dict[
 
     from aiproxy_site.embedded import data_dir
 
-    env = dict(line.split("=", 1) for line in (data_dir() / "demo.env").read_text().splitlines() if "=" in line)
+    env = dict(line.removeprefix("export ").split("=", 1) for line in (data_dir() / "demo.env").read_text().splitlines()
+               if "=" in line)
     # Redis is on the hot path: keep it off the server's CPU
     pidfile = data_dir() / "redis" / "redis.pid"
     if pidfile.exists():

@@ -50,7 +50,8 @@ class Command(BaseCommand):
         if secret is None or not KeyIndex.objects.filter(key_hash=token_hash(secret), revoked=False).exists():
             _, secret = api_key_create(workspace=workspace, name="demo key", created_by_id=user.pk)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"AIPROXY_BASE_URL={base_url.rstrip('/')}/v1\nAIPROXY_API_KEY={secret}\n")
+        # `export` lines: `source .aiproxy/demo.env` hands them to the programs the shell runs
+        path.write_text(f"export AIPROXY_BASE_URL={base_url.rstrip('/')}/v1\nexport AIPROXY_API_KEY={secret}\n")
         path.chmod(0o600)
         self.stdout.write(f"demo workspace '{workspace.slug}' ready; key {hashlib.sha256(secret.encode()).hexdigest()[:8]}")
 
@@ -59,6 +60,6 @@ def _existing_key(path: Path) -> str | None:
     if not path.exists():
         return None
     for line in path.read_text().splitlines():
-        if line.startswith("AIPROXY_API_KEY="):
+        if line.removeprefix("export ").startswith("AIPROXY_API_KEY="):
             return line.split("=", 1)[1].strip() or None
     return None
