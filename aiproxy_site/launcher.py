@@ -623,14 +623,7 @@ def stop() -> int:
     stopped = tracked_stop(root=root)
     if stopped:
         print(f"stopped in {root}: " + ", ".join(f"{r.name} (pid {r.pid})" for r in stopped))
-    servers = [
-        name
-        for name, alive in (
-            ("PostgreSQL", (root / "pg" / "postmaster.pid").exists()),
-            ("Redis", _pid_file_alive(root / "redis" / "redis.pid")),
-        )
-        if alive
-    ]
+    servers = _embedded_running(root)
     if not servers:
         return 0
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
@@ -640,8 +633,23 @@ def stop() -> int:
         print(f"the venv is missing: cannot stop the embedded {' and '.join(servers)} of {root}", file=sys.stderr)
         return 1
     stop_all()
+    left = _embedded_running(root)
+    if left:
+        print(
+            f"the embedded {' and '.join(left)} of {root} did not stop: see {root}/pg/log and {root}/redis/redis.log",
+            file=sys.stderr,
+        )
+        return 1
     print(f"stopped in {root}: the embedded {' and '.join(servers)}")
     return 0
+
+
+def _embedded_running(root: Path) -> list[str]:
+    running = {
+        "PostgreSQL": (root / "pg" / "postmaster.pid").exists(),
+        "Redis": _pid_file_alive(root / "redis" / "redis.pid"),
+    }
+    return [name for name, alive in running.items() if alive]
 
 
 def _pid_file_alive(path: Path) -> bool:

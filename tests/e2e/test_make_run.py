@@ -30,6 +30,12 @@ def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # 
     port, fake_port = _free_port(), _free_port()
     proc, output = stack_start(data_dir, port, fake_port)
     try:
+        # the terminal shows one line per stage; pip's and the migrations' output is in the log
+        stages = [line.rstrip("\n") for line in output[: output.index("\n")]]
+        assert stages and all(STAGE_LINE.match(line) for line in stages), "".join(output)
+        assert any(line.startswith("migrating... done") for line in stages)
+        log = (data_dir / "logs" / "make-run.log").read_text()
+        assert "Applying keys.0001_initial... OK" in log
         demo = demo_env_read(data_dir / "demo.env")
         assert demo["AIPROXY_BASE_URL"] == f"http://127.0.0.1:{port}/v1"
         client = openai.OpenAI(base_url=demo["AIPROXY_BASE_URL"], api_key=demo["AIPROXY_API_KEY"], max_retries=0)
@@ -65,12 +71,6 @@ def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # 
         assert count == expected
     finally:
         stack_stop(proc, data_dir)
-    # the terminal shows one line per stage; pip's and the migrations' output is in the log
-    stages = [line.rstrip("\n") for line in output[: output.index("\n")]]
-    assert stages and all(STAGE_LINE.match(line) for line in stages), "".join(output)
-    assert any(line.startswith("migrating... done") for line in stages)
-    log = (data_dir / "logs" / "make-run.log").read_text()
-    assert "Applying keys.0001_initial... OK" in log
 
 
 def _descendants(pid: int) -> set[int]:
@@ -104,21 +104,21 @@ def _make_stop(data_dir: Path) -> str:
     result = subprocess.run(["make", "stop"], cwd=ROOT, env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return result.stdout + result.stderr
 
 
-def _assert_all_stopped(pids: set[int], data_dir: Path, *ports: int) -> None:
+def _assert_all_stopped(pids: set[int], data_dir: Path, *ports: int, said: str) -> None:
     assert pids, "make run started no process?"
     deadline = time.monotonic() + 10  # reparented zombies are reaped by init in its own time
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
     left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in pids if _alive(pid)}
-    assert not left, f"still running after make stop: {left}"
+    assert not left, f"still running after make stop: {left}\n{said}"
     for port in ports:
         assert port_free("127.0.0.1", port), f"port {port} is still taken"
-    assert not (data_dir / "pg" / "postmaster.pid").exists(), "the embedded PostgreSQL still runs"
+    assert not (data_dir / "pg" / "postmaster.pid").exists(), f"the embedded PostgreSQL still runs\n{said}"
     redis_pid = data_dir / "redis" / "redis.pid"
-    assert not redis_pid.exists() or not _alive(int(redis_pid.read_text())), "the embedded Redis still runs"
+    assert not redis_pid.exists() or not _alive(int(redis_pid.read_text())), f"the embedded Redis still runs\n{said}"
 
 
 def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refused(tmp_path):  # type: ignore[no-untyped-def]
@@ -140,9 +140,9 @@ def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refu
             assert f"SITE_URL=http://127.0.0.1:{port}".encode() in environ
 
         # `make stop` from another terminal while `make run` runs
-        _make_stop(data_dir)
+        out = _make_stop(data_dir)
         proc.wait(30)
-        _assert_all_stopped(pids | {proc.pid}, data_dir, port, fake_port)
+        _assert_all_stopped(pids | {proc.pid}, data_dir, port, fake_port, said=out)
 
         # the ports are free again: the next `make run` starts; this time its launcher dies (kill -9)
         proc, _ = stack_start(data_dir, port, fake_port)
@@ -152,6 +152,6 @@ def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refu
         assert any(_alive(pid) for pid in pids)
         out = _make_stop(data_dir)
         assert "web" in out and "worker" in out
-        _assert_all_stopped(pids, data_dir, port, fake_port)
+        _assert_all_stopped(pids, data_dir, port, fake_port, said=out)
     finally:
         stack_stop(proc, data_dir)
