@@ -126,19 +126,25 @@ class Tracked:
         stat = _proc_stat(self.pid)
         return stat is not None and stat[1] == self.start
 
-    def members(self) -> list[int]:
+    def members(self, processes: dict[int, tuple[int, int]] | None = None) -> list[int]:
         """Live processes of its group: a child's pid is its group id, and Linux does not reuse
         the number while the group has members. The launcher has no group of its own."""
         if self.name == LAUNCHER:
             return [self.pid] if self.leader_alive else []
         if not self.leader_alive and _proc_stat(self.pid) is not None:
             return []  # the pid belongs to another process now, so the group is gone
-        found = []
-        for pid in _all_pids():
-            stat = _proc_stat(pid)
-            if stat is not None and stat[0] == self.pid and stat[1] >= self.start:
-                found.append(pid)
-        return found
+        processes = _processes() if processes is None else processes
+        return [pid for pid, (group, start) in processes.items() if group == self.pid and start >= self.start]
+
+
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid -> (process group, start time) of every live process."""
+    found = {}
+    for pid in _all_pids():
+        stat = _proc_stat(pid)
+        if stat is not None:
+            found[pid] = stat
+    return found
 
 
 def run_dir(root: Path) -> Path:
@@ -184,20 +190,24 @@ def _signal_group(record: Tracked, sig: int) -> None:
 def processes_stop(*, root: Path, records: list[Tracked], grace: float = STOP_GRACE_S) -> list[Tracked]:
     """TERM each recorded process group, KILL what is left after `grace` seconds, forget
     the records. Returns the ones that were running."""
-    running = [r for r in records if r.members()]
-    for record in running:
+
+    def running(among: list[Tracked]) -> list[Tracked]:
+        processes = _processes()
+        return [r for r in among if r.members(processes)]
+
+    stopping = running(records)
+    for record in stopping:
         _signal_group(record, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(r.members() for r in running):
+    while time.monotonic() < deadline and running(stopping):
         time.sleep(0.1)
-    for record in running:
-        if record.members():
-            _signal_group(record, signal.SIGKILL)
-    while any(r.members() for r in running) and time.monotonic() < deadline + 5:
+    for record in running(stopping):
+        _signal_group(record, signal.SIGKILL)
+    while running(stopping) and time.monotonic() < deadline + 5:
         time.sleep(0.05)
     for record in records:
         _forget(root, record)
-    return running
+    return stopping
 
 
 def tracked_stop(*, root: Path, grace: float = STOP_GRACE_S) -> list[Tracked]:
@@ -664,9 +674,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["run", "stop"], default="run")
     parser.add_argument("--install", action="store_true", help="install the dependencies into .venv first")
     args = parser.parse_args(argv)
-    if args.command == "stop":
-        return stop()
-    return run(install=args.install)
+    try:
+        return stop() if args.command == "stop" else run(install=args.install)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

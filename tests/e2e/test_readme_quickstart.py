@@ -39,7 +39,8 @@ def quickstart_snippets(readme: str) -> list[str]:
     lines = readme.splitlines()
     start = lines.index(SECTION) + 1
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
-    snippets, block = [], None
+    snippets: list[str] = []
+    block: list[str] | None = None
     for line in lines[start:end]:
         if block is None and line.strip() == "```sh":
             block = []
