@@ -307,15 +307,15 @@ def preflight(*, root: Path, ports: Ports) -> str | None:
 
 
 def _free_ports_near(ports: Ports) -> tuple[int, int]:
-    found: list[int] = []
-    for wanted, host in ((ports.port, ports.host), (ports.fake_port, "127.0.0.1")):
-        candidate = wanted
-        while candidate < 65535 and (
-            candidate in found or candidate in (ports.port, ports.fake_port) or not port_free(host, candidate)
-        ):
-            candidate += 1
-        found.append(candidate)
-    return found[0], found[1]
+    """The wanted ports where free, else the next free ones above them."""
+
+    def next_free(host: str, port: int, avoid: set[int]) -> int:
+        while port < 65535 and (port in avoid or not port_free(host, port)):
+            port += 1
+        return port
+
+    web = next_free(ports.host, ports.port, {ports.fake_port})
+    return web, next_free("127.0.0.1", ports.fake_port, {web, ports.port})
 
 
 # --- progress display -------------------------------------------------------------------------
@@ -366,11 +366,7 @@ class Progress:
         self.say(f"done ({took:.0f} s)" if took >= 2 else "done")
 
     def tail(self, path: Path) -> None:
-        try:
-            lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-        except OSError:
-            lines = []
-        self.terminal.write(f"--- last lines of {path} ---\n" + "".join(f"  {line}\n" for line in lines))
+        self.terminal.write(f"--- last lines of {path} ---\n{_tail(path)}")
         self.say(f"--- full log: {path}")
 
     def close(self) -> None:
@@ -405,12 +401,14 @@ def dependencies_install(progress: Progress) -> None:
             INSTALL_STAMP.touch()
 
 
-def _wait_http(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
+def _wait_http(url: str, children: dict[str, subprocess.Popen[bytes]], root: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for name, child in children.items():
             if child.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {child.returncode}; see {child_log(name)}")
+                log = child_log(root, name)
+                print(f"--- {name} exited with code {child.returncode}; the end of {log}:\n{_tail(log)}", flush=True)
+                raise RuntimeError(f"{name} exited with code {child.returncode}; see {log}")
         try:
             urllib.request.urlopen(url, timeout=2)
             return
@@ -421,38 +419,30 @@ def _wait_http(url: str, children: dict[str, subprocess.Popen[bytes]], timeout: 
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
-def child_log(name: str) -> Path:
-    return data_dir() / "logs" / f"{name}.log"
+def _tail(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    except OSError:
+        lines = []
+    return "".join(f"  {line}\n" for line in lines)
+
+
+def child_log(root: Path, name: str) -> Path:
+    return root / "logs" / f"{name}.log"
 
 
 def child_commands(ports: Ports, root: Path) -> dict[str, list[str]]:
     py = sys.executable
+    fake = f"uvicorn gateway.fake_provider:app --host 127.0.0.1 --port {ports.fake_port} --log-level warning"
     return {
-        "fake-provider": [
-            py,
-            "-m",
-            "uvicorn",
-            "gateway.fake_provider:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports.fake_port),
-            "--log-level",
-            "warning",
-        ],
+        "fake-provider": [py, "-m", *fake.split()],
         "embedder": [py, "-m", "gateway.embedder"],
         "web": [py, "-m", "daphne", "-b", ports.host, "-p", str(ports.port), "aiproxy_site.asgi:application"],
-        "worker": [py, "-m", "celery", "-A", "aiproxy_site", "worker", "--loglevel", "WARNING", "--concurrency", "2"],
+        "worker": [py, "-m", *"celery -A aiproxy_site worker --loglevel WARNING --concurrency 2".split()],
         "beat": [
             py,
             "-m",
-            "celery",
-            "-A",
-            "aiproxy_site",
-            "beat",
-            "--loglevel",
-            "WARNING",
-            "--schedule",
+            *"celery -A aiproxy_site beat --loglevel WARNING --schedule".split(),
             str(root / "celerybeat-schedule"),
         ],
     }
@@ -460,7 +450,8 @@ def child_commands(ports: Ports, root: Path) -> dict[str, list[str]]:
 
 def child_start(*, root: Path, name: str, command: list[str]) -> tuple[subprocess.Popen[bytes], Tracked]:
     """Start a child in its own process group, its output in `.aiproxy/logs/<name>.log`, and record it."""
-    log = os.open(_private_dir(root / "logs") / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _private_dir(root / "logs")
+    log = os.open(child_log(root, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         child = subprocess.Popen(
             command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -509,7 +500,7 @@ def run(*, install: bool) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     records: list[Tracked] = [process_record(root=root, name=LAUNCHER, pid=os.getpid())]
 
-    def stop(*_: object) -> None:
+    def shutdown(*_: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         progress.terminal.write("stopping AIProxy... ")
@@ -519,8 +510,8 @@ def run(*, install: bool) -> int:
         progress.say("stopped (PostgreSQL and Redis keep running until `make stop`)")
         raise SystemExit(0)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGTERM, shutdown)
     try:
         _start(progress, root=root, ports=ports, children=children, records=records)
     except StageFailed:
@@ -533,13 +524,12 @@ def run(*, install: bool) -> int:
     while True:
         for name, child in children.items():
             if child.poll() is not None:
+                log = child_log(root, name)
                 print(
-                    f"{name} exited with code {child.returncode}; stopping. Last lines of {child_log(name)}:",
+                    f"{name} exited with code {child.returncode}; stopping. The end of {log}:\n{_tail(log)}",
                     file=sys.stderr,
                     flush=True,
                 )
-                lines = child_log(name).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-                print("".join(f"  {line}\n" for line in lines), file=sys.stderr, flush=True)
                 processes_stop(root=root, records=records[1:])
                 _forget(root, records[0])
                 return 1
@@ -586,8 +576,8 @@ def _start(
         for name, command in child_commands(ports, root).items():
             children[name], record = child_start(root=root, name=name, command=command)
             records.append(record)
-        _wait_http(f"http://127.0.0.1:{ports.fake_port}/health", children)
-        _wait_http(f"{ports.url}/accounts/login/", children)
+        _wait_http(f"http://127.0.0.1:{ports.fake_port}/health", children, root)
+        _wait_http(f"{ports.url}/accounts/login/", children, root)
     env_file = root / "demo.env"
     demo = demo_env_read(env_file)
     from gateway.demo import FAKE_MODELS
@@ -635,6 +625,8 @@ def stop() -> int:
         print(f"stopped in {root}: " + ", ".join(f"{r.name} (pid {r.pid})" for r in stopped))
     servers = _embedded_running(root)
     if not servers:
+        if not stopped:
+            print(f"nothing of `make run` is running in {root}")
         return 0
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     try:

@@ -31,9 +31,15 @@ def demo_env_read(path: Path) -> dict[str, str]:
 def stack_start(data_dir: Path, port: int, fake_port: int) -> tuple[subprocess.Popen[str], list[str]]:
     """Run the launcher as `make run` does (minus pip) until it prints "AIProxy ready"; returns
     the process and the lines it printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "aiproxy_site.launcher"], cwd=ROOT,
-                            env=launcher_env(data_dir, port, fake_port), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiproxy_site.launcher"],
+        cwd=ROOT,
+        env=launcher_env(data_dir, port, fake_port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     output = []
     deadline = time.monotonic() + 180
     assert proc.stdout is not None
@@ -57,5 +63,22 @@ def stack_stop(proc: subprocess.Popen[str], data_dir: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    subprocess.run([sys.executable, "-m", "aiproxy_site.launcher", "stop"], cwd=ROOT,
-                   env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)}, check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "aiproxy_site.launcher", "stop"],
+        cwd=ROOT,
+        env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)},
+        check=False,
+        capture_output=True,
+    )
+
+
+def stack_kill9(proc: subprocess.Popen[str], data_dir: Path) -> None:
+    """SIGKILL to the launcher and to every process group it recorded, at once: a crash of the whole stack."""
+    from aiproxy_site.launcher import process_records
+
+    records = process_records(root=data_dir)
+    os.kill(proc.pid, signal.SIGKILL)
+    for record in records:
+        if record.name != "launcher" and record.leader_alive:
+            os.killpg(record.pid, signal.SIGKILL)
+    proc.wait()

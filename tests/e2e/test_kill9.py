@@ -5,25 +5,22 @@ batches are re-read and stored idempotently by event id)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 
 import openai
 import psycopg
 
-from tests.e2e.test_make_run import _start
-from tests.servers import ROOT, free_port
+from tests.e2e.stack import demo_env_read, stack_kill9, stack_start, stack_stop
+from tests.servers import free_port
 
 
 def test_kill_9_mid_load_loses_no_usage_and_counts_none_twice(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("USAGE_RECLAIM_IDLE_MS", "1000")
     data_dir = tmp_path / "data"
     port, fake_port = free_port(), free_port()
-    proc, demo = _start(data_dir, port, fake_port)
+    proc, _ = stack_start(data_dir, port, fake_port)
+    demo = demo_env_read(data_dir / "demo.env")
     answered: list[str] = []
     stop = threading.Event()
 
@@ -46,9 +43,8 @@ def test_kill_9_mid_load_loses_no_usage_and_counts_none_twice(tmp_path, monkeypa
             thread.start()
         time.sleep(1.5)
         before_kill = len(answered)
-        os.killpg(proc.pid, signal.SIGKILL)  # every process the launcher started, at once
-        proc.wait()
-        proc, _ = _start(data_dir, port, fake_port)
+        stack_kill9(proc, data_dir)  # every process the launcher started, at once
+        proc, _ = stack_start(data_dir, port, fake_port)
         after_restart = len(answered)
         deadline = time.monotonic() + 20
         while len(answered) < after_restart + 20 and time.monotonic() < deadline:
@@ -77,10 +73,4 @@ def test_kill_9_mid_load_loses_no_usage_and_counts_none_twice(tmp_path, monkeypa
         assert distinct == total
     finally:
         stop.set()
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        subprocess.run([sys.executable, "-c", "from aiproxy_site.embedded import stop_all; stop_all()"],
-                       cwd=ROOT, env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)}, check=False)
+        stack_stop(proc, data_dir)

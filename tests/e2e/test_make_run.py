@@ -47,7 +47,9 @@ def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # 
         for model in UPSTREAMS:
             text = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello demo"}])
             assert "hello demo" in text.choices[0].message.content
-            message = claude.messages.create(model=model, max_tokens=100, messages=[{"role": "user", "content": "hello demo"}])
+            message = claude.messages.create(
+                model=model, max_tokens=100, messages=[{"role": "user", "content": "hello demo"}]
+            )
             assert "hello demo" in message.content[0].text
     finally:
         stack_stop(proc, data_dir)
@@ -101,8 +103,14 @@ def _alive(pid: int) -> bool:
 
 def _make_stop(data_dir: Path) -> str:
     """`make stop` itself; AIPROXY_DATA_DIR keeps it to this test's data (not the suite's own servers)."""
-    result = subprocess.run(["make", "stop"], cwd=ROOT, env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["make", "stop"],
+        cwd=ROOT,
+        env={**os.environ, "AIPROXY_DATA_DIR": str(data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
 
@@ -128,8 +136,14 @@ def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refu
     try:
         # a second `make run` of the same data directory says so, and starts nothing
         other_port, other_fake = _free_port(), _free_port()
-        second = subprocess.run([sys.executable, "-m", "aiproxy_site.launcher"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=60, env=launcher_env(data_dir, other_port, other_fake))
+        second = subprocess.run(
+            [sys.executable, "-m", "aiproxy_site.launcher"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=launcher_env(data_dir, other_port, other_fake),
+        )
         assert second.returncode != 0
         assert "already running" in second.stderr and "make stop" in second.stderr
         assert "AIProxy ready" not in second.stdout

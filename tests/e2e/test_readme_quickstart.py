@@ -53,9 +53,32 @@ def quickstart_snippets(readme: str) -> list[str]:
 
 
 def test_extraction_keeps_sh_blocks_of_the_quick_start_only() -> None:
-    readme = "\n".join(["# X", "```sh", "echo before", "```", "## Quick start", "text", "```sh", "make run  # go",
-                        "source a.env", "```", "```python", "print(1)", "```", "```sh", "python - <<'PY'",
-                        "print(2)", "PY", "```", "## Next", "```sh", "echo after", "```"])
+    readme = "\n".join(
+        [
+            "# X",
+            "```sh",
+            "echo before",
+            "```",
+            "## Quick start",
+            "text",
+            "```sh",
+            "make run  # go",
+            "source a.env",
+            "```",
+            "```python",
+            "print(1)",
+            "```",
+            "```sh",
+            "python - <<'PY'",
+            "print(2)",
+            "PY",
+            "```",
+            "## Next",
+            "```sh",
+            "echo after",
+            "```",
+        ]
+    )
     lines = quickstart_snippets(readme)
     assert lines == ["make run  # go", "source a.env", "python - <<'PY'", "print(2)", "PY"]
     assert [bool(NOT_RUN.match(line)) for line in lines] == [True, False, False, False, False]
@@ -81,8 +104,14 @@ def test_readme_quick_start_snippets_run_verbatim_against_make_run(tmp_path: Pat
         env = launcher_env(data_dir, port, fake_port)
         venv_bins = {str(ROOT / ".venv" / "bin"), str((ROOT / ".venv" / "bin").resolve())}
         env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if p and p.rstrip("/") not in venv_bins)
-        result = subprocess.run(["bash", "-c", "set -eo pipefail\n" + text], cwd=checkout, env=env,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            ["bash", "-c", "set -eo pipefail\n" + text],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, (
             f"the quick start failed (exit {result.returncode}):\n--- script\n{text}\n--- stdout\n{result.stdout}"
             f"\n--- stderr\n{result.stderr}"

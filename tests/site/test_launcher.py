@@ -21,8 +21,14 @@ from tests.servers import ROOT, free_port
 def _launch(data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     clean.update(AIPROXY_DATA_DIR=str(data_dir), **env)
-    return subprocess.run([sys.executable, "-m", "aiproxy_site.launcher"], cwd=ROOT, env=clean, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aiproxy_site.launcher"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("taken", ["PORT", "FAKE_PROVIDER_PORT"])
@@ -53,9 +59,13 @@ def test_the_port_check_does_not_mistake_a_free_port_for_a_taken_one() -> None:
 
 def test_a_failing_stage_shows_the_log_tail_and_the_log_path(tmp_path: Path) -> None:
     nowhere = free_port()
-    result = _launch(tmp_path, PORT=str(free_port()), FAKE_PROVIDER_PORT=str(free_port()),
-                     DATABASE_URL=f"postgresql://nobody@127.0.0.1:{nowhere}/aiproxy",
-                     REDIS_URL=f"redis://127.0.0.1:{nowhere}/0")
+    result = _launch(
+        tmp_path,
+        PORT=str(free_port()),
+        FAKE_PROVIDER_PORT=str(free_port()),
+        DATABASE_URL=f"postgresql://nobody@127.0.0.1:{nowhere}/aiproxy",
+        REDIS_URL=f"redis://127.0.0.1:{nowhere}/0",
+    )
     log = tmp_path / "logs" / "make-run.log"
     assert result.returncode != 0
     assert "AIProxy ready" not in result.stdout
@@ -69,10 +79,12 @@ def _sleeper(pid_file: Path, *, ignore_term: bool) -> list[str]:
     """A process that starts a grandchild in its group; with ignore_term, both ignore SIGTERM."""
     ignore = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)\n" if ignore_term else ""
     grandchild = ignore + "import time; time.sleep(600)\n"
-    code = (f"import subprocess, sys, time\n{ignore}"
-            f"grandchild = subprocess.Popen([sys.executable, '-c', {grandchild!r}])\n"
-            f"open({str(pid_file)!r}, 'w').write(str(grandchild.pid))\n"
-            "time.sleep(600)\n")
+    code = (
+        f"import subprocess, sys, time\n{ignore}"
+        f"grandchild = subprocess.Popen([sys.executable, '-c', {grandchild!r}])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(grandchild.pid))\n"
+        "time.sleep(600)\n"
+    )
     return [sys.executable, "-c", code]
 
 
@@ -91,7 +103,9 @@ def _wait_for(path: Path) -> int:
 
 @pytest.mark.parametrize("ignore_term", [False, True])
 def test_stop_ends_each_tracked_process_with_its_group(tmp_path: Path, ignore_term: bool) -> None:
-    child, record = launcher.child_start(root=tmp_path, name="web", command=_sleeper(tmp_path / "g", ignore_term=ignore_term))
+    child, record = launcher.child_start(
+        root=tmp_path, name="web", command=_sleeper(tmp_path / "g", ignore_term=ignore_term)
+    )
     grandchild = _wait_for(tmp_path / "g")
     assert (tmp_path / "run" / "web.pid").exists()
     try:
