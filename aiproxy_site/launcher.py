@@ -571,9 +571,9 @@ def _start(
         call_command("migrate_schemas", "--tenant", verbosity=1)
     with progress.stage("setting up the demo workspace"):
         call_command("demo_setup", base_url=ports.url, verbosity=1)
-    names = list(child_commands(ports, root))
-    with progress.stage("starting " + ", ".join(names)):
-        for name, command in child_commands(ports, root).items():
+    commands = child_commands(ports, root)
+    with progress.stage("starting " + ", ".join(commands)):
+        for name, command in commands.items():
             children[name], record = child_start(root=root, name=name, command=command)
             records.append(record)
         _wait_http(f"http://127.0.0.1:{ports.fake_port}/health", children, root)
@@ -592,7 +592,7 @@ def _start(
         f"  Proxy:         {demo['AIPROXY_BASE_URL']}  (OpenAI SDK: this URL; Anthropic SDK: without /v1)\n"
         f"  Models:        {models}\n"
         f"  Demo API key:  {demo['AIPROXY_API_KEY']}\n"
-        f"  Written to:    {env_file}  (source it: `source {_shown(env_file)}`)\n"
+        f"  Written to:    {_shown(env_file)}  (`source` it to export both)\n"
         f"  Logs:          {_shown(root / 'logs')}/\n"
         f"  Stop:          Ctrl-C, or `make stop` from another terminal\n"
     )

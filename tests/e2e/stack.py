@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.servers import ROOT
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A directory outside pytest's temporary root, which every pytest session on the machine
+    makes 0700 when it starts: run as root, the embedded PostgreSQL is another user and must
+    keep reaching its data."""
+    path = Path(tempfile.mkdtemp(prefix="aiproxy-e2e-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def launcher_env(data_dir: Path, port: int, fake_port: int) -> dict[str, str]:

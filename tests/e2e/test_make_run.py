@@ -10,23 +10,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import openai
+import pytest
 
 from aiproxy_site.launcher import port_free
 from tests.servers import ROOT
 
 from .conftest import _free_port
 from .sdk import UPSTREAMS
-from .stack import demo_env_read, launcher_env, stack_start, stack_stop
+from .stack import demo_env_read, launcher_env, scratch_dir, stack_start, stack_stop
 
 STAGE_LINE = re.compile(r"^[a-z][^\n]*\.\.\. done( \(\d+ s\))?$")
 
 
-def test_make_run_serves_demo_key_records_usage_and_is_idempotent(tmp_path):  # type: ignore[no-untyped-def]
-    data_dir = tmp_path / "data"
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    with scratch_dir() as path:
+        yield path / "data"
+
+
+def test_make_run_serves_demo_key_records_usage_and_is_idempotent(data_dir):  # type: ignore[no-untyped-def]
     port, fake_port = _free_port(), _free_port()
     proc, output = stack_start(data_dir, port, fake_port)
     try:
@@ -129,8 +136,7 @@ def _assert_all_stopped(pids: set[int], data_dir: Path, *ports: int, said: str) 
     assert not redis_pid.exists() or not _alive(int(redis_pid.read_text())), f"the embedded Redis still runs\n{said}"
 
 
-def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refused(tmp_path):  # type: ignore[no-untyped-def]
-    data_dir = tmp_path / "data"
+def test_make_stop_stops_every_process_make_run_started_and_a_second_run_is_refused(data_dir):  # type: ignore[no-untyped-def]
     port, fake_port = _free_port(), _free_port()
     proc, _ = stack_start(data_dir, port, fake_port)
     try:

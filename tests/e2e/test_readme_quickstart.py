@@ -28,7 +28,7 @@ from pathlib import Path
 from tests.servers import ROOT
 
 from .conftest import _free_port
-from .stack import launcher_env, stack_start, stack_stop
+from .stack import launcher_env, scratch_dir, stack_start, stack_stop
 
 SECTION = "## Quick start"
 NOT_RUN = re.compile(r"^\s*(make (run|test)|git clone\b.*|cd\s+\S+)\s*(#.*)?$")
@@ -84,13 +84,16 @@ def test_extraction_keeps_sh_blocks_of_the_quick_start_only() -> None:
     assert [bool(NOT_RUN.match(line)) for line in lines] == [True, False, False, False, False]
 
 
-def test_readme_quick_start_snippets_run_verbatim_against_make_run(tmp_path: Path) -> None:
+def test_readme_quick_start_snippets_run_verbatim_against_make_run() -> None:
     snippets = quickstart_snippets((ROOT / "README.md").read_text())
     script = [line for line in snippets if not NOT_RUN.match(line)]
     assert any(line.strip() and not line.lstrip().startswith("#") for line in script), "nothing to run"
 
-    checkout = tmp_path / "c"
-    checkout.mkdir()
+    with scratch_dir() as checkout:
+        _run_in_checkout(checkout, script)
+
+
+def _run_in_checkout(checkout: Path, script: list[str]) -> None:
     for entry in ROOT.iterdir():
         if entry.name not in {".aiproxy", ".git"}:
             (checkout / entry.name).symlink_to(entry)
