@@ -1,8 +1,9 @@
 """The gateway: a small ASGI app mounted in front of Django for /v1/*.
 
-Read it top to bottom: inbound parse -> auth -> (limits, cache: later issues) -> route
--> provider adapter -> stream -> record. No Django ORM call and no blocking call once
-warm: keys and the catalog come from the hot directory.
+Read it top to bottom: inbound parse -> auth -> route -> limits (one Redis round trip that
+also reads the exact cache) -> semantic cache -> provider adapter -> stream -> record. No
+Django ORM call and no blocking call once warm: keys and the catalog come from the hot
+directory.
 
 Two paths through the adapters:
 - native: the client speaks the upstream's own wire format (OpenAI client -> OpenAI-
