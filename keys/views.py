@@ -60,9 +60,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
     new_secret = request.session.pop(NEW_SECRET_SESSION_KEY, None)
     keys = api_keys_list(workspace=request.workspace)
     manageable = api_keys_manageable_ids(actor=key_actor(membership=request.membership), keys=keys)
-    creators = dict(
-        get_user_model().objects.filter(pk__in={k.created_by_id for k in keys if k.created_by_id}).values_list("pk", "email")
-    )
+    creator_ids = {k.created_by_id for k in keys if k.created_by_id}
+    creators = dict(get_user_model().objects.filter(pk__in=creator_ids).values_list("pk", "email"))
     for key in keys:
         key.can_manage = key.pk in manageable  # type: ignore[attr-defined]
         key.creator_email = creators.get(key.created_by_id, "")  # type: ignore[attr-defined]

@@ -235,7 +235,8 @@ def invitation_revoke(*, actor: Membership, invitation: Invitation) -> Invitatio
 
 def invitation_for_token(*, token: str) -> Invitation:
     """The invitation a link stands for; InvitationInvalid when it cannot be accepted."""
-    invitation = Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
+    found = Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token))
+    invitation = found.first()
     if invitation is None:
         raise InvitationInvalid("unknown")
     if invitation.revoked_at is not None:

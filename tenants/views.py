@@ -131,7 +131,8 @@ def members(request: HttpRequest) -> HttpResponse:
 
 
 def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
-    membership = Membership.objects.filter(workspace=request.workspace, pk=membership_id).select_related("user").first()
+    found = Membership.objects.select_related("user").filter(workspace=request.workspace, pk=membership_id)
+    membership = found.first()
     if membership is None:
         raise Http404("No such member.")
     return membership
@@ -229,7 +230,8 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "tenants/invitation_invalid.html",
                           {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=410)
         except MembershipError as exc:
-            return render(request, "tenants/invitation.html", {"invitation": invitation, "error": str(exc)}, status=403)
+            context = {"invitation": invitation, "error": str(exc)}
+            return render(request, "tenants/invitation.html", context, status=403)
         request.session[SESSION_KEY] = membership.workspace_id
         messages.success(request, f"Welcome to {membership.workspace.name}.")
         return redirect("home")

@@ -69,10 +69,17 @@ def web_url(django_db_setup, smtp_sink) -> Iterator[str]:  # type: ignore[no-unt
     from django.conf import settings
 
     port = free_port()
-    env = dict(os.environ, DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL,
-               EMAIL_URL=f"smtp://127.0.0.1:{smtp_sink[0]}")
-    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                             "aiproxy_site.asgi:application"], cwd=ROOT, env=env)
+    env = dict(
+        os.environ,
+        DATABASE_URL=settings.DATABASE_URL,
+        REDIS_URL=settings.REDIS_URL,
+        EMAIL_URL=f"smtp://127.0.0.1:{smtp_sink[0]}",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "aiproxy_site.asgi:application"],
+        cwd=ROOT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/accounts/login/", proc)
     yield url
@@ -84,8 +91,9 @@ def browser():  # type: ignore[no-untyped-def]
     if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
         pytest.fail("chromium is not installed: run `apt-get install chromium`")
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                              "--disable-background-networking"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
         yield b
         b.close()
 

@@ -19,8 +19,9 @@ class _Directory:
     async def key_lookup(self, key_hash: str) -> KeyRecord | None:
         if key_hash != token_hash(SECRET):
             return None
-        return KeyRecord(key_hash=key_hash, workspace_id=1, schema="ws_acme", slug="acme", key_id=1, key_name="k",
-                         revoked=False)
+        return KeyRecord(
+            key_hash=key_hash, workspace_id=1, schema="ws_acme", slug="acme", key_id=1, key_name="k", revoked=False
+        )
 
 
 def _auth(host: str) -> KeyRecord:
@@ -33,8 +34,18 @@ def test_key_passes_on_its_workspace_host_and_the_main_host(host: str) -> None:
     assert _auth(host).slug == "acme"
 
 
-@pytest.mark.parametrize("host", ["other.localhost", "x.other.localhost", "acme.other.localhost", "other.localhost.",
-                                  "x.acme.localhost", "acme.localhost.", "acme.localhost.:8000"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "other.localhost",
+        "x.other.localhost",
+        "acme.other.localhost",
+        "other.localhost.",
+        "x.acme.localhost",
+        "acme.localhost.",
+        "acme.localhost.:8000",
+    ],
+)
 def test_key_is_refused_on_another_or_a_look_alike_workspace_host(host: str) -> None:
     with pytest.raises(GatewayError) as refused:
         _auth(host)

@@ -33,11 +33,11 @@ def _team(make_user, make_workspace):  # type: ignore[no-untyped-def]
     return workspace, owner, admin, member, other_member
 
 
-def _revoked(workspace, key) -> bool:  # type: ignore[no-untyped-def]
+def _revoked(workspace, key):  # type: ignore[no-untyped-def]
     return api_key_get(workspace=workspace, key_id=key.pk).revoked_at is not None
 
 
-def _hot_revoked(secret: str) -> bool:
+def _hot_revoked(secret):  # type: ignore[no-untyped-def]
     return bool(orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)))["revoked"])
 
 

@@ -22,8 +22,14 @@ def _setup(make_user, make_workspace):  # type: ignore[no-untyped-def]
 def test_look_alike_workspace_hosts_are_unknown_hosts(make_user, make_workspace):  # type: ignore[no-untyped-def]
     private, outsider = _setup(make_user, make_workspace)
     assert outsider.get("/keys/", HTTP_HOST=private.host).status_code == 403
-    for host in (private.host + ".", "x." + private.host, "www." + private.host, private.host + ".:8000",
-                 "nope.localhost", "localhost."):
+    for host in (
+        private.host + ".",
+        "x." + private.host,
+        "www." + private.host,
+        private.host + ".:8000",
+        "nope.localhost",
+        "localhost.",
+    ):
         response = outsider.get("/keys/", HTTP_HOST=host)
         assert response.status_code == 404, host
         assert b"private-key" not in response.content and b"Outsider" not in response.content

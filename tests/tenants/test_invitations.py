@@ -32,7 +32,9 @@ def _invite(client: Client, email: str, role: str = "member") -> str:
     response = client.post("/workspaces/members/", {"email": email, "role": role})
     assert response.status_code == 302, response.content.decode()
     assert len(mail.outbox) == sent + 1 and mail.outbox[-1].to == [email]
-    return LINK.search(mail.outbox[-1].body).group(0)
+    found = LINK.search(mail.outbox[-1].body)
+    assert found, mail.outbox[-1].body
+    return found.group(0)
 
 
 def _path(link: str) -> str:
@@ -70,10 +72,16 @@ def test_an_unregistered_invitee_signs_up_then_accepts(make_user, make_workspace
     browser = Client()
     landing = browser.get(_path(link)).content.decode()
     assert "sign up" in landing and f"next={_path(link)}" in landing.replace("%2F", "/")
-    signup = browser.post(f"/accounts/signup/?next={_path(link)}", {
-        "email": email, "password1": "Very-secret-pass-42", "password2": "Very-secret-pass-42",
-        "workspace_name": "Newcomer's own", "next": _path(link),
-    })
+    signup = browser.post(
+        f"/accounts/signup/?next={_path(link)}",
+        {
+            "email": email,
+            "password1": "Very-secret-pass-42",
+            "password2": "Very-secret-pass-42",
+            "workspace_name": "Newcomer's own",
+            "next": _path(link),
+        },
+    )
     assert signup.status_code == 302 and signup["Location"].endswith(_path(link))
     assert b"Accept invitation" in browser.get(_path(link)).content
     browser.post(_path(link))
@@ -106,7 +114,8 @@ def test_expired_revoked_resent_and_unknown_links_get_a_clear_page(make_user, ma
     assert all(f'data-invitation="{u.email}"' in members_page for u in (expiring, revoked, resent))
 
     Invitation.objects.filter(workspace=workspace, email=expiring.email).update(
-        expires_at=timezone.now() - timedelta(seconds=1))
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
     page = _signed_in(expiring).get(_path(expiring_link))
     assert page.status_code == 410 and b"expired" in page.content
     assert _signed_in(expiring).post(_path(expiring_link)).status_code == 410

@@ -24,9 +24,11 @@ def _signed_in(user, workspace=None) -> Client:  # type: ignore[no-untyped-def]
 def _team(make_user, make_workspace):  # type: ignore[no-untyped-def]
     owner, admin, member = make_user(), make_user(), make_user()
     workspace = make_workspace(owner=owner)
-    memberships = [Membership.objects.get(workspace=workspace, user=owner),
-                   member_add(workspace=workspace, user=admin, role="admin"),
-                   member_add(workspace=workspace, user=member, role="member")]
+    memberships = [
+        Membership.objects.get(workspace=workspace, user=owner),
+        member_add(workspace=workspace, user=admin, role="admin"),
+        member_add(workspace=workspace, user=member, role="member"),
+    ]
     return workspace, (owner, admin, member), memberships
 
 
@@ -57,7 +59,10 @@ def test_members_cannot_change_roles_or_remove_others(make_user, make_workspace)
     assert client.post(f"/workspaces/members/{admin_m.pk}/remove/").status_code == 403
     assert (_role(member_m), _role(admin_m)) == ("member", "admin")
     page = client.get("/workspaces/members/").content.decode()
-    assert f"/workspaces/members/{admin_m.pk}/remove/" not in page and f"/workspaces/members/{member_m.pk}/role/" not in page
+    assert (
+        f"/workspaces/members/{admin_m.pk}/remove/" not in page
+        and f"/workspaces/members/{member_m.pk}/role/" not in page
+    )
 
 
 def test_the_last_owner_can_be_neither_demoted_nor_removed(make_user, make_workspace):  # type: ignore[no-untyped-def]
