@@ -61,6 +61,8 @@ def workspaces_for(*, user: AbstractBaseUser) -> list[Membership]:
 
 
 def member_add(*, workspace: Workspace, user: AbstractBaseUser, role: str = "member") -> Membership:
+    """Membership without the user's consent: for operators' tooling and tests only; people join
+    through an invitation they accept (invitation_create, invitation_accept)."""
     membership, _ = Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": role})
     return membership
 
