@@ -38,6 +38,11 @@ BASE_DOMAIN = os.environ.get("BASE_DOMAIN", "localhost")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{BASE_DOMAIN},.{BASE_DOMAIN},127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", "http://localhost:8000")
+# Behind a reverse proxy that sets X-Forwarded-Host and X-Forwarded-Proto itself (replacing any a
+# client sent), trust them; otherwise a client could name any workspace's host.
+TRUSTED_PROXY = env_bool("AIPROXY_TRUSTED_PROXY", False)
+USE_X_FORWARDED_HOST = TRUSTED_PROXY
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY else None
 
 # --- Real parts -------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -137,7 +142,7 @@ PUBLIC_SCHEMA_NAME = "public"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = True
 
 MIDDLEWARE = [
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "tenants.middleware.WorkspaceHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

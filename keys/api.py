@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from tenants.api_auth import api_admin_required
+from tenants.models import AdminToken
 
 from .models import ApiKey
+from .selectors import KeyAction, api_key_denial, key_actor
 from .services import (
     api_key_create,
     api_key_get,
@@ -73,6 +74,13 @@ def _created_by(request: Request) -> int | None:
     return request.user.pk if request.user.is_authenticated else None
 
 
+def _permission_check(request: Request, key: ApiKey, action: KeyAction) -> None:
+    token = request.auth if isinstance(request.auth, AdminToken) else None
+    actor = key_actor(membership=getattr(request._request, "membership", None), admin_token=token)
+    if denial := api_key_denial(actor=actor, key=key, action=action):
+        raise exceptions.PermissionDenied(denial)
+
+
 class ApiKeyListView(APIView):
     @extend_schema(responses=ApiKeySerializer(many=True), summary="List the workspace's API keys")
     def get(self, request: Request) -> Response:
@@ -112,9 +120,9 @@ class ApiKeyDetailView(APIView):
         fields = dict(data.validated_data)
         workspace = request._request.workspace
         if set(fields) - {"name"}:
-            api_admin_required(request, "Only the workspace's owners and admins can change a key's limits, "
-                                              "budget or cache settings.")
+            _permission_check(request, key, "policy")
         if "name" in fields:
+            _permission_check(request, key, "rename")
             key = api_key_rename(workspace=workspace, key=key, name=fields.pop("name"))
         if fields:
             key = api_key_policy_update(workspace=workspace, key=key, **fields)
@@ -122,5 +130,7 @@ class ApiKeyDetailView(APIView):
 
     @extend_schema(responses=ApiKeySerializer, summary="Revoke an API key")
     def delete(self, request: Request, key_id: int) -> Response:
-        key = api_key_revoke(workspace=request._request.workspace, key=self._key(request, key_id))
+        key = self._key(request, key_id)
+        _permission_check(request, key, "revoke")
+        key = api_key_revoke(workspace=request._request.workspace, key=key)
         return Response(ApiKeySerializer(key).data)
