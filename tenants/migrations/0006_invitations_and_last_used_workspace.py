@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tenants', '0004_response_cache_controls'),
+        ('tenants', '0005_budget_sub_cent'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
