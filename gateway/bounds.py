@@ -41,8 +41,11 @@ class RequestBounds:
         (a snapshot published before bounds existed) keeps its default."""
         if not isinstance(data, dict):
             return DEFAULT_BOUNDS
-        values = {name: data[name] for name in BOUND_NAMES
-                  if isinstance(data.get(name), int) and not isinstance(data[name], bool) and data[name] >= 0}
+        values = {
+            name: data[name]
+            for name in BOUND_NAMES
+            if isinstance(data.get(name), int) and not isinstance(data[name], bool) and data[name] >= 0
+        }
         return cls(**values) if values else DEFAULT_BOUNDS
 
 
@@ -92,14 +95,16 @@ def _lookup(body: dict[str, Any], path: tuple[str, ...]) -> Any:
 def _too_large(param: str, value: int, limit: int, model: str) -> GatewayError:
     return invalid_request(
         f"Invalid '{param}': {value} is above the maximum of {limit} for model '{model}'.",
-        param=param, code="integer_above_max_value",
+        param=param,
+        code="integer_above_max_value",
     )
 
 
 def _too_many(param: str, count: int, limit: int, model: str) -> GatewayError:
     return invalid_request(
         f"Invalid '{param}': {count} items is more than the maximum of {limit} for model '{model}'.",
-        param=param, code="array_above_max_length",
+        param=param,
+        code="array_above_max_length",
     )
 
 

@@ -21,9 +21,19 @@ GEMINI_HI = [{"role": "user", "parts": [{"text": "hi"}]}]
 
 def _deployment(**bounds: int) -> Deployment:
     return Deployment(
-        public_name="bounded", upstream_name="up", provider_name="p", provider_kind="openai", base_url="http://x",
-        credential="", api_version="", input_price_per_mtok=0.0, output_price_per_mtok=0.0, context_window=None,
-        workspace_ids=frozenset(), created=0, bounds=RequestBounds(**bounds),
+        public_name="bounded",
+        upstream_name="up",
+        provider_name="p",
+        provider_kind="openai",
+        base_url="http://x",
+        credential="",
+        api_version="",
+        input_price_per_mtok=0.0,
+        output_price_per_mtok=0.0,
+        context_window=None,
+        workspace_ids=frozenset(),
+        created=0,
+        bounds=RequestBounds(**bounds),
     )
 
 
@@ -57,15 +67,31 @@ CHAT_OVER = [
     ("openai", {**OPENAI, "logit_bias": {str(i): 1 for i in range(301)}}, "logit_bias", DEFAULT_BOUNDS.max_logit_bias),
     ("openai", {**OPENAI, "stop": [f"s{i}" for i in range(17)]}, "stop", DEFAULT_BOUNDS.max_stop_sequences),
     ("anthropic", {**ANTHROPIC, "max_tokens": HUGE}, "max_tokens", DEFAULT_BOUNDS.max_output_tokens),
-    ("anthropic", {**ANTHROPIC, "thinking": {"type": "enabled", "budget_tokens": HUGE}}, "thinking.budget_tokens",
-     DEFAULT_BOUNDS.max_output_tokens),
-    ("anthropic", {**ANTHROPIC, "stop_sequences": [f"s{i}" for i in range(17)]}, "stop_sequences",
-     DEFAULT_BOUNDS.max_stop_sequences),
-    ("gemini", {"contents": GEMINI_HI, "generationConfig": {"maxOutputTokens": HUGE}},
-     "generationConfig.maxOutputTokens", DEFAULT_BOUNDS.max_output_tokens),
+    (
+        "anthropic",
+        {**ANTHROPIC, "thinking": {"type": "enabled", "budget_tokens": HUGE}},
+        "thinking.budget_tokens",
+        DEFAULT_BOUNDS.max_output_tokens,
+    ),
+    (
+        "anthropic",
+        {**ANTHROPIC, "stop_sequences": [f"s{i}" for i in range(17)]},
+        "stop_sequences",
+        DEFAULT_BOUNDS.max_stop_sequences,
+    ),
+    (
+        "gemini",
+        {"contents": GEMINI_HI, "generationConfig": {"maxOutputTokens": HUGE}},
+        "generationConfig.maxOutputTokens",
+        DEFAULT_BOUNDS.max_output_tokens,
+    ),
     # protobuf JSON: snake_case names and 64-bit integers as strings say the same
-    ("gemini", {"contents": GEMINI_HI, "generation_config": {"max_output_tokens": str(HUGE)}},
-     "generationConfig.maxOutputTokens", DEFAULT_BOUNDS.max_output_tokens),
+    (
+        "gemini",
+        {"contents": GEMINI_HI, "generation_config": {"max_output_tokens": str(HUGE)}},
+        "generationConfig.maxOutputTokens",
+        DEFAULT_BOUNDS.max_output_tokens,
+    ),
     ("cohere", {**COHERE, "max_tokens": HUGE}, "max_tokens", DEFAULT_BOUNDS.max_output_tokens),
 ]
 
@@ -78,31 +104,55 @@ def test_chat_size_over_the_default_bound_is_a_400_naming_parameter_and_limit(wi
 
 
 def test_every_chat_size_at_its_bound_passes() -> None:
-    at = {"n": 16, "best_of": 16, "max_tokens": 131_072, "max_completion_tokens": 131_072, "top_logprobs": 20,
-          "logit_bias": {str(i): 1 for i in range(300)}, "stop": [f"s{i}" for i in range(16)]}
+    at = {
+        "n": 16,
+        "best_of": 16,
+        "max_tokens": 131_072,
+        "max_completion_tokens": 131_072,
+        "top_logprobs": 20,
+        "logit_bias": {str(i): 1 for i in range(300)},
+        "stop": [f"s{i}" for i in range(16)],
+    }
     chat_bounds_check("openai", {**OPENAI, **at}, _deployment())
     chat_bounds_check("anthropic", {**ANTHROPIC, "max_tokens": 131_072, "stop_sequences": ["a"] * 16}, _deployment())
     chat_bounds_check("cohere", {**COHERE, "max_tokens": 131_072}, _deployment())
     chat_bounds_check("gemini", {"generationConfig": {"candidateCount": 8, "maxOutputTokens": 131_072}}, _deployment())
 
 
-@pytest.mark.parametrize(("wire", "body", "param"), [
-    ("openai", {**OPENAI, "n": 3}, "n"),
-    ("gemini", {"contents": GEMINI_HI, "generationConfig": {"candidateCount": 3}}, "generationConfig.candidateCount"),
-    ("gemini", {"contents": GEMINI_HI, "generation_config": {"candidate_count": "3"}}, "generationConfig.candidateCount"),
-])
+@pytest.mark.parametrize(
+    ("wire", "body", "param"),
+    [
+        ("openai", {**OPENAI, "n": 3}, "n"),
+        (
+            "gemini",
+            {"contents": GEMINI_HI, "generationConfig": {"candidateCount": 3}},
+            "generationConfig.candidateCount",
+        ),
+        (
+            "gemini",
+            {"contents": GEMINI_HI, "generation_config": {"candidate_count": "3"}},
+            "generationConfig.candidateCount",
+        ),
+    ],
+)
 def test_choices_over_a_models_own_bound_are_refused_under_every_name(wire, body, param) -> None:  # type: ignore[no-untyped-def]
     error = _chat_refusal(wire, body, _deployment(max_n=2))
     assert error.param == param and "maximum of 2" in error.message
 
 
-@pytest.mark.parametrize(("wire", "body", "param"), [
-    ("openai", {**OPENAI, "stop": ["a", "b", "c"]}, "stop"),
-    ("anthropic", {**ANTHROPIC, "stop_sequences": ["a", "b", "c"]}, "stop_sequences"),
-    ("gemini", {"contents": GEMINI_HI, "generationConfig": {"stopSequences": ["a", "b", "c"]}},
-     "generationConfig.stopSequences"),
-    ("cohere", {**COHERE, "stop_sequences": ["a", "b", "c"]}, "stop_sequences"),
-])
+@pytest.mark.parametrize(
+    ("wire", "body", "param"),
+    [
+        ("openai", {**OPENAI, "stop": ["a", "b", "c"]}, "stop"),
+        ("anthropic", {**ANTHROPIC, "stop_sequences": ["a", "b", "c"]}, "stop_sequences"),
+        (
+            "gemini",
+            {"contents": GEMINI_HI, "generationConfig": {"stopSequences": ["a", "b", "c"]}},
+            "generationConfig.stopSequences",
+        ),
+        ("cohere", {**COHERE, "stop_sequences": ["a", "b", "c"]}, "stop_sequences"),
+    ],
+)
 def test_stop_sequences_over_a_models_own_bound_are_refused_in_every_api(wire, body, param) -> None:  # type: ignore[no-untyped-def]
     error = _chat_refusal(wire, body, _deployment(max_stop_sequences=2))
     assert error.param == param and "3 items" in error.message and "maximum of 2" in error.message
@@ -124,15 +174,32 @@ def test_a_size_that_is_not_an_integer_is_refused_rather_than_forwarded() -> Non
 # --- embeddings -------------------------------------------------------------------------------
 
 EMBED_OVER = [
-    ("openai", {"model": "bounded", "input": "hi", "dimensions": HUGE}, "dimensions", DEFAULT_BOUNDS.max_embedding_dimensions),
+    (
+        "openai",
+        {"model": "bounded", "input": "hi", "dimensions": HUGE},
+        "dimensions",
+        DEFAULT_BOUNDS.max_embedding_dimensions,
+    ),
     ("openai", {"model": "bounded", "input": ["hi"] * 2049}, "input", DEFAULT_BOUNDS.max_embedding_inputs),
     ("openai", {"model": "bounded", "input": [[1, 2]] * 2049}, "input", DEFAULT_BOUNDS.max_embedding_inputs),
-    ("gemini", {"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": HUGE}, "outputDimensionality",
-     DEFAULT_BOUNDS.max_embedding_dimensions),
-    ("gemini", {"requests": [{"content": {"parts": [{"text": "hi"}]}, "output_dimensionality": str(HUGE)}]},
-     "outputDimensionality", DEFAULT_BOUNDS.max_embedding_dimensions),
-    ("cohere", {"model": "bounded", "input_type": "search_document", "texts": ["hi"], "output_dimension": HUGE},
-     "output_dimension", DEFAULT_BOUNDS.max_embedding_dimensions),
+    (
+        "gemini",
+        {"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": HUGE},
+        "outputDimensionality",
+        DEFAULT_BOUNDS.max_embedding_dimensions,
+    ),
+    (
+        "gemini",
+        {"requests": [{"content": {"parts": [{"text": "hi"}]}, "output_dimensionality": str(HUGE)}]},
+        "outputDimensionality",
+        DEFAULT_BOUNDS.max_embedding_dimensions,
+    ),
+    (
+        "cohere",
+        {"model": "bounded", "input_type": "search_document", "texts": ["hi"], "output_dimension": HUGE},
+        "output_dimension",
+        DEFAULT_BOUNDS.max_embedding_dimensions,
+    ),
 ]
 
 
@@ -143,23 +210,36 @@ def test_embedding_size_over_the_default_bound_is_a_400_naming_parameter_and_lim
     assert f"'{param}'" in error.message and f"{limit}" in error.message
 
 
-@pytest.mark.parametrize(("wire", "body", "param"), [
-    ("openai", {"model": "bounded", "input": ["a", "b", "c"]}, "input"),
-    ("gemini", {"requests": [{"content": {"parts": [{"text": t}]}} for t in "abc"]}, "requests"),
-    ("cohere", {"model": "bounded", "input_type": "search_document", "texts": ["a", "b", "c"]}, "texts"),
-    ("cohere", {"model": "bounded", "input_type": "search_document",
-                "inputs": [{"content": [{"type": "text", "text": t}]} for t in "abc"]}, "inputs"),
-])
+@pytest.mark.parametrize(
+    ("wire", "body", "param"),
+    [
+        ("openai", {"model": "bounded", "input": ["a", "b", "c"]}, "input"),
+        ("gemini", {"requests": [{"content": {"parts": [{"text": t}]}} for t in "abc"]}, "requests"),
+        ("cohere", {"model": "bounded", "input_type": "search_document", "texts": ["a", "b", "c"]}, "texts"),
+        (
+            "cohere",
+            {
+                "model": "bounded",
+                "input_type": "search_document",
+                "inputs": [{"content": [{"type": "text", "text": t}]} for t in "abc"],
+            },
+            "inputs",
+        ),
+    ],
+)
 def test_embedding_inputs_over_a_models_own_bound_are_refused_under_every_name(wire, body, param) -> None:  # type: ignore[no-untyped-def]
     error = _embed_refusal(wire, body, _deployment(max_embedding_inputs=2))
     assert error.param == param and "3 items" in error.message and "maximum of 2" in error.message
 
 
 def test_one_token_array_is_one_embedding_input() -> None:
-    embeddings_bounds_check("openai", {"model": "bounded", "input": list(range(50))}, _deployment(max_embedding_inputs=1))
+    embeddings_bounds_check(
+        "openai", {"model": "bounded", "input": list(range(50))}, _deployment(max_embedding_inputs=1)
+    )
 
 
 # --- the client's format, and the catalog -----------------------------------------------------
+
 
 def test_the_refusal_names_parameter_and_limit_in_each_apis_error_format() -> None:
     error = _chat_refusal("openai", {**OPENAI, "n": HUGE})
@@ -175,9 +255,21 @@ def test_the_refusal_names_parameter_and_limit_in_each_apis_error_format() -> No
 
 
 def _snapshot_entry(**extra: Any) -> dict[str, Any]:
-    return {"public_name": "m", "upstream_name": "u", "provider_name": "p", "provider_kind": "openai",
-            "base_url": "http://x/", "credential_encrypted": "", "api_version": "", "input_price_per_mtok": "0",
-            "output_price_per_mtok": "0", "context_window": None, "workspace_ids": [], "created": 0, **extra}
+    return {
+        "public_name": "m",
+        "upstream_name": "u",
+        "provider_name": "p",
+        "provider_kind": "openai",
+        "base_url": "http://x/",
+        "credential_encrypted": "",
+        "api_version": "",
+        "input_price_per_mtok": "0",
+        "output_price_per_mtok": "0",
+        "context_window": None,
+        "workspace_ids": [],
+        "created": 0,
+        **extra,
+    }
 
 
 def test_a_catalog_published_before_bounds_existed_gets_the_default_bounds() -> None:
@@ -186,7 +278,9 @@ def test_a_catalog_published_before_bounds_existed_gets_the_default_bounds() -> 
 
 
 def test_published_bounds_reach_the_deployment_and_missing_ones_keep_their_default() -> None:
-    (deployment,) = _deployments_from_snapshot({"models": [_snapshot_entry(bounds={"max_n": 3, "max_top_logprobs": "x"})]}).values()
+    (deployment,) = _deployments_from_snapshot(
+        {"models": [_snapshot_entry(bounds={"max_n": 3, "max_top_logprobs": "x"})]}
+    ).values()
     assert deployment.bounds.max_n == 3
     assert deployment.bounds.max_top_logprobs == DEFAULT_BOUNDS.max_top_logprobs
     assert deployment.bounds.max_output_tokens == DEFAULT_BOUNDS.max_output_tokens

@@ -74,7 +74,7 @@ def _model_form(model: Model, **changes: str) -> dict[str, object]:
 
 
 def _published_bounds(public_name: str) -> dict[str, int]:
-    snapshot = orjson.loads(redis_sync().get(CATALOG_KEY))
+    snapshot = orjson.loads(redis_sync().get(CATALOG_KEY) or b"{}")
     return next(m["bounds"] for m in snapshot["models"] if m["public_name"] == public_name)  # type: ignore[no-any-return]
 
 
