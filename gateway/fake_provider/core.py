@@ -15,7 +15,7 @@ directives anywhere in the last user message:
   [[fake:ttft_ms=N]]     wait N ms before the first streamed token
   [[fake:tps=N]]         stream N tokens per second after the first
   [[fake:chunk_ms=N]]    wait N ms between streamed chunks (overrides tps)
-  [[fake:words=N]]       answer with N words (default 12)
+  [[fake:words=N]]       answer with N words (default 12, at most MAX_WORDS)
   [[fake:no_usage]]      report no usage (the gateway must count tokens itself)
   [[fake:parallel]]      call every offered tool at once (parallel tool calls)
   [[fake:text]]          answer with text even when tools are offered
@@ -54,9 +54,9 @@ DEFAULTS = {
     "words": int(os.environ.get("FAKE_WORDS", "12")),
 }
 
-# The most the fake builds for one request, so that no request can make it allocate much
-# (an `n` or `dimensions` near 2**31 once took gigabytes): each wire checks a request's sizes
-# with `size_problem` and answers its own 400 before building anything.
+# The most the fake builds for one request: obeyed, an `n` or `dimensions` near 2**31 would
+# take gigabytes. Each wire checks a request's sizes (`size_problem`, `embedding_problem`)
+# and answers its own 400 before building anything.
 MAX_CHOICES = 128  # OpenAI's limit for n
 MAX_EMBEDDING_INPUTS = 2_048  # OpenAI's limit for input items
 MAX_EMBEDDING_DIMENSIONS = 4_096
