@@ -37,6 +37,7 @@ from .adapters import adapter_for
 from .adapters import openai as openai_upstream
 from .adapters.interface import Usage, body_read, sse_events, sse_parse, usage_dict
 from .auth import key_authenticate
+from .bounds import chat_bounds_check, embeddings_bounds_check
 from .cache import CachePlan, CacheWrite, cache_lookup, cache_plan, cache_stage, completion_assemble, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
@@ -273,6 +274,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         event.model, event.stream = request.model, request.stream
         deployment = route_select(await state.directory.catalog(), request.model, key)
         event.provider = deployment.provider_name
+        chat_bounds_check(inbound.WIRE, request.native, deployment)
         adapter = adapter_for(deployment.provider_kind)
         payload: dict[str, Any] | None
         if inbound.WIRE == adapter.WIRE == "anthropic":
@@ -696,6 +698,7 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
         event.model = payload["model"]
         deployment = route_select(await state.directory.catalog(), payload["model"], key)
         event.provider = deployment.provider_name
+        embeddings_bounds_check(inbound.WIRE, request.native, deployment)
         adapter = adapter_for(deployment.provider_kind)
         if texts is None and adapter.WIRE != "openai":
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .core import (
+    MAX_CHOICES,
     Prompt,
     Receive,
     Send,
@@ -18,12 +19,14 @@ from .core import (
     count_words,
     directives_parse,
     embedding_for,
+    embedding_problem,
     fault_before_answer,
     non_stream_wait,
     now,
     paced,
     read_json,
     send_json,
+    size_problem,
     sse_end,
     sse_start,
     timing_for,
@@ -96,8 +99,14 @@ def prompt_parse(payload: dict[str, Any]) -> Prompt:
     )
 
 
+async def invalid_send(send: Send, param: str, message: str) -> None:
+    await send_json(send, 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}})
+
+
 async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_path: str | None) -> None:
     payload = await read_json(receive)
+    if problem := size_problem("n", payload.get("n"), MAX_CHOICES):
+        return await invalid_send(send, "n", problem)
     prompt = prompt_parse(payload)
     directives = directives_parse(prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
@@ -167,6 +176,8 @@ async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_
     payload = await read_json(receive)
     inputs = payload.get("input")
     texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    if refused := embedding_problem(len(texts), payload.get("dimensions"), inputs_name="input", dimensions_name="dimensions"):
+        return await invalid_send(send, *refused)
     directives = directives_parse(" ".join(t for t in texts if isinstance(t, str)))
     status = await fault_before_answer(directives, receive)
     if status is not None:
