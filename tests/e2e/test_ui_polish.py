@@ -156,6 +156,12 @@ def test_every_page_fits_a_390px_wide_screen(browser, gateway_url, owner, fake_m
         assert fits(page) <= PHONE["width"], (path, fits(page))
 
     sign_in(page, gateway_url, owner["email"])
+    for menu in ["current-workspace", "user-menu"]:  # an open menu stays on the screen
+        page.get_by_test_id(menu).click()
+        box = page.locator("details.menu[open] ul").bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (menu, box)
+        assert fits(page) <= PHONE["width"], menu
+        page.get_by_test_id(menu).click()
     paths = {
         "/",
         f"/keys/{owner['key_id']}/",
