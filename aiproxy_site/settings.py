@@ -267,6 +267,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / ".aiproxy" / "static"
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"  # served at the site root: /favicon.ico
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SESSION_COOKIE_HTTPONLY = True
 
