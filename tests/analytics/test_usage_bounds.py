@@ -131,3 +131,11 @@ def test_any_values_end_within_the_columns() -> None:
         for name in (*USAGE_INT_FIELDS, "cost", "cost_saved"):
             setattr(event, name, value)
         _fits(orjson.loads(orjson.dumps(usage_event_bound(event))))
+
+
+def test_each_text_field_is_cut_at_its_column_size_and_no_sooner() -> None:
+    for name, limit in USAGE_TEXT_LIMITS:
+        for size in (limit, limit + 1):
+            event = UsageEvent(schema="ws_bounds", key_id=1, key_name="k", endpoint="e")
+            setattr(event, name, "a" * size)
+            assert getattr(usage_event_bound(event), name) == "a" * limit, (name, size)
