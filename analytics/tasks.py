@@ -270,6 +270,29 @@ def usage_stream_drain(*, max_batches: int = 50) -> int:
     return total
 
 
+def usage_dead_letters_replay(*, limit: int | None = None) -> int:
+    """Queue set-aside events again (the oldest first, up to `limit`), for when their cause is
+    fixed (a workspace restored, a worker bug fixed); the worker checks them again and sets
+    aside, with the new error, any that still cannot be stored. Returns how many were queued."""
+    client = redis_sync()
+    moved = 0
+    start = "-"
+    while limit is None or moved < limit:
+        count = 500 if limit is None else min(500, limit - moved)
+        entries: Any = client.xrange(DEAD_STREAM, min=start, count=count)
+        if not entries:
+            break
+        pipe = client.pipeline(transaction=True)
+        for entry_id, fields in entries:
+            if b"e" in fields:
+                pipe.xadd(USAGE_STREAM, {"e": fields[b"e"]})
+            pipe.xdel(DEAD_STREAM, entry_id)
+        pipe.execute()
+        moved += len(entries)
+        start = "(" + entries[-1][0].decode()
+    return moved
+
+
 @shared_task(name="analytics.tasks.usage_flush", ignore_result=True)
 def usage_flush() -> int:
     return usage_stream_drain()

@@ -188,3 +188,25 @@ def test_a_batch_the_database_refuses_is_split_so_every_good_event_is_stored(mak
     for row in refused_events:
         assert "no_poison" in dead[row["key_name"]], "a refused event is set aside with the database's error"
     _nothing_pending()
+
+
+def test_set_aside_events_can_be_queued_again_once_their_cause_is_fixed(make_workspace):  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    workspace = make_workspace()
+    redis_sync().delete(DEAD_STREAM)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'ALTER TABLE "{workspace.schema_name}".analytics_usageevent '
+            "ADD CONSTRAINT not_yet CHECK (model <> 'later')"
+        )
+    event = _event(workspace.schema_name, model="later", key_name=uuid.uuid4().hex)
+    _queue(event)
+    usage_stream_drain()
+    assert event["key_name"] in _dead() and not _stored(workspace.schema_name, [event["event_id"]])
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{workspace.schema_name}".analytics_usageevent DROP CONSTRAINT not_yet')
+    call_command("usage_dead_letters_replay")
+    assert _drain_until(lambda: bool(_stored(workspace.schema_name, [event["event_id"]])))
+    assert redis_sync().xlen(DEAD_STREAM) == 0
+    _nothing_pending()
