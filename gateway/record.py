@@ -90,15 +90,16 @@ _CENT = Decimal("0.00000001")
 
 
 def text_bound(value: Any, limit: int) -> str:
-    """`value` as text PostgreSQL stores in a varchar(`limit`): no NUL, valid UTF-8, cut to size."""
+    """`value` as text PostgreSQL stores in a varchar(`limit`): no NUL, valid UTF-8, cut to size.
+    What cannot be stored becomes U+FFFD, so "gpt-4o\\0" is not counted as "gpt-4o"."""
     text = value if isinstance(value, str) else "" if value is None else str(value)
     if "\x00" in text:
-        text = text.replace("\x00", "")
+        text = text.replace("\x00", "\ufffd")
     if not text.isascii():
         try:
             text.encode()
         except UnicodeEncodeError:  # lone surrogates: neither orjson nor PostgreSQL takes them
-            text = text.encode(errors="replace").decode()
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return text[:limit]
 
 

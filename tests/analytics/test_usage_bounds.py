@@ -79,7 +79,7 @@ def test_a_hostile_event_is_bounded_before_it_is_queued() -> None:
     entries: Any = redis.Redis.from_url(settings.REDIS_URL).xrevrange(USAGE_STREAM, count=500)
     queued = next(e for _, f in entries if (e := orjson.loads(f[b"e"]))["event_id"] == event.event_id)
     _fits(queued)
-    assert queued["model"] == ("gpt-4o" + "x" * 400)[:128], "the model keeps what can be kept"
+    assert queued["model"] == ("gpt-4o" + "\ufffd" * 3 + "x" * 400)[:128], "the model keeps what can be kept"
     assert queued["input_tokens"] == 2**31 - 1 and queued["output_tokens"] == 0 and queued["status_code"] == 404
     assert queued["cost"] == "999999.99999999"
 
