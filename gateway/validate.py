@@ -118,9 +118,9 @@ def chat_request_validate(payload: dict[str, Any]) -> None:
         value = payload.get(name)
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             raise invalid_request(f"Invalid type for '{name}': expected a number, got {_type_name(value)}.", param=name)
-    for name, kinds, expected in OPTIONAL_FIELD_TYPES:
+    for name, kind, expected in OPTIONAL_FIELD_TYPES:
         value = payload.get(name)
-        if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
             raise invalid_request(f"Invalid type for '{name}': expected {expected}, got {_type_name(value)}.", param=name)
     options = payload.get("stream_options")
     if options is not None and not isinstance(options.get("include_usage"), (bool, type(None))):
@@ -139,7 +139,7 @@ def chat_request_validate(payload: dict[str, Any]) -> None:
 
 
 # optional chat fields an adapter reads or forwards: a wrong JSON type is the client's 400, not an upstream's surprise
-OPTIONAL_FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+OPTIONAL_FIELD_TYPES: tuple[tuple[str, type, str], ...] = (
     ("stream_options", dict, "an object"),
     ("user", str, "a string"),
     ("seed", int, "an integer"),
@@ -179,7 +179,7 @@ def _content_part_validate(part: Any, where: str, role: str) -> None:
         if not isinstance(url, str):
             raise invalid_request(f"Missing required parameter: '{where}.image_url.url'.", param=f"{where}.image_url.url")
         image_url_validate(url, f"{where}.image_url.url")
-        if not isinstance(image.get("detail"), (str, type(None))):
+        if isinstance(image, dict) and not isinstance(image.get("detail"), (str, type(None))):
             raise invalid_request(f"Invalid type for '{where}.image_url.detail': expected a string.", param=f"{where}.image_url.detail")
     if kind in ("input_audio", "file"):
         value = part.get(kind)
