@@ -13,7 +13,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from .errors import invalid_request
+from .errors import GatewayError, invalid_request
 
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 # Deepest nesting a request may have. orjson encodes at most 254 levels and decodes 1,024;
@@ -50,10 +50,15 @@ def depth_check(payload: Any) -> None:
     try:
         orjson.dumps(wrapped)
     except orjson.JSONEncodeError as exc:
-        raise invalid_request(
-            f"The request body is nested too deeply: JSON objects and arrays may nest at most {MAX_DEPTH} levels.",
-            code="nesting_too_deep",
-        ) from exc
+        raise nesting_too_deep() from exc
+
+
+def nesting_too_deep() -> GatewayError:
+    return invalid_request(
+        f"The request is nested too deeply: JSON objects and arrays (also inside JSON strings such as tool-call "
+        f"arguments) may nest at most {MAX_DEPTH} levels.",
+        code="nesting_too_deep",
+    )
 
 
 def _type_name(value: Any) -> str:

@@ -344,3 +344,19 @@ def test_an_unknown_gateway_url_is_still_a_404(gateway_url, sdk_key):  # type: i
     _, secret = sdk_key
     response = httpx.get(gateway_url + "/v1/nothing-here", headers={"authorization": f"Bearer {secret}"}, timeout=30)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("model", ["fake-anthropic", "fake-gemini", "fake-cohere", "fake-openai"])
+def test_json_strings_nested_too_deep_are_a_400_when_translated(gateway_url, sdk_key, model):  # type: ignore[no-untyped-def]
+    """Tool-call arguments and tool results are JSON inside strings; adapters parse them into
+    the upstream's body, where nesting past the limit is the client's 400."""
+    _, secret = sdk_key
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    body = {"model": model, "messages": [
+        USER, {"role": "assistant", "content": None,
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": deep}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": deep}]}
+    response = _openai_post(gateway_url, secret, body)
+    assert response.status_code in (200, 400), response.text[:300]
+    if response.status_code == 400:
+        assert response.json()["error"]["type"] == "invalid_request_error"

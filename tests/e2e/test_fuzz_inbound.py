@@ -133,7 +133,8 @@ SCALARS = st.one_of(
     st.integers(), st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(["", "\x00", "a\x00b", "\u202e\u200b\ufeff", "\U0001f600" * 3, "\uffff", "models/", "null", "[]",
                      "fake-openai\x00", "x" * 300, "user", "assistant", "function", "tool", "system", "text", "base64",
-                     "data:image/png;base64,", "https://", "1.5"]),
+                     "data:image/png;base64,", "https://", "1.5", "[" * 300 + "]" * 300,
+                     '{"a":' * 300 + "1" + "}" * 300]),
     st.text(max_size=20),
 )
 HOSTILE = st.recursive(
