@@ -3,7 +3,9 @@ Embeddings and Models, as OpenAI's API reference describes them."""
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 import uuid
 from typing import Any
 
@@ -172,6 +174,13 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
     await sse_end(send, b"data: [DONE]\n\n")
 
 
+def _vector_encode(values: list[float], encoding: str) -> list[float] | str:
+    """OpenAI's `encoding_format`: "base64" is the vector's little-endian float32 bytes, in base64."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return values
+
+
 async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_from_path: str | None) -> None:
     payload = await read_json(receive)
     inputs = payload.get("input")
@@ -183,8 +192,13 @@ async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_
     if status is not None:
         await error_send(send, status)
         return
+    encoding = payload.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        await error_send(send, 400)
+        return
     dimensions = int(payload.get("dimensions") or 16)
-    data = [{"object": "embedding", "index": i, "embedding": embedding_for(str(t), dimensions)} for i, t in enumerate(texts)]
+    data = [{"object": "embedding", "index": i, "embedding": _vector_encode(embedding_for(str(t), dimensions), encoding)}
+            for i, t in enumerate(texts)]
     tokens = sum(count_words(str(t)) for t in texts)
     await send_json(send, 200, {"object": "list", "data": data, "model": model_from_path or payload.get("model", "fake"),
                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
