@@ -1,11 +1,19 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from analytics.views import usage_list
 from keys.api import ApiKeyDetailView, ApiKeyListView
 from tenants.api import WorkspaceCacheClearView, WorkspaceSettingsView
 from tenants.views import home
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown management API paths (e.g. a key id that is not a number) answer in JSON, as the API does;
+    paths without the trailing slash still get CommonMiddleware's redirect first."""
+    return JsonResponse({"detail": "Not found."}, status=404)
+
 
 urlpatterns = [
     path("", home, name="home"),
@@ -20,4 +28,5 @@ urlpatterns = [
     path("api/workspace/cache/clear/", WorkspaceCacheClearView.as_view(), name="api-workspace-cache-clear"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/.*/$", api_not_found),
 ]

@@ -6,9 +6,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from tenants.api_auth import api_admin_required
+from tenants.api_schema import ManagementApiView, PolicySerializer
 
 from .models import ApiKey
 from .services import (
@@ -31,7 +31,7 @@ def thresholds_validate(value: object) -> list[int]:
     return sorted(set(value))
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(PolicySerializer):
     revoked = serializers.SerializerMethodField()
 
     class Meta:
@@ -48,7 +48,7 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
 
 
-class ApiKeyUpdateSerializer(serializers.ModelSerializer):
+class ApiKeyUpdateSerializer(PolicySerializer):
     """Rename a key, set its limits and budget, and its response cache overrides (send only
     what changes; null clears a limit, or makes a cache setting the workspace's again)."""
 
@@ -73,7 +73,7 @@ def _created_by(request: Request) -> int | None:
     return request.user.pk if request.user.is_authenticated else None
 
 
-class ApiKeyListView(APIView):
+class ApiKeyListView(ManagementApiView):
     @extend_schema(responses=ApiKeySerializer(many=True), summary="List the workspace's API keys")
     def get(self, request: Request) -> Response:
         keys = api_keys_list(workspace=request._request.workspace)
@@ -90,7 +90,7 @@ class ApiKeyListView(APIView):
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 
 
-class ApiKeyDetailView(APIView):
+class ApiKeyDetailView(ManagementApiView):
     def _key(self, request: Request, key_id: int) -> ApiKey:
         from django.http import Http404
 
@@ -120,7 +120,9 @@ class ApiKeyDetailView(APIView):
             key = api_key_policy_update(workspace=workspace, key=key, **fields)
         return Response(ApiKeySerializer(key).data)
 
-    @extend_schema(responses=ApiKeySerializer, summary="Revoke an API key")
+    @extend_schema(responses={200: ApiKeySerializer}, summary="Revoke an API key",
+                   description="The gateway refuses the key from now on. The key stays listed, with `revoked_at` "
+                   "set, and revoking it again changes nothing.")
     def delete(self, request: Request, key_id: int) -> Response:
         key = api_key_revoke(workspace=request._request.workspace, key=self._key(request, key_id))
         return Response(ApiKeySerializer(key).data)

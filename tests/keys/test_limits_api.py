@@ -60,7 +60,6 @@ def test_workspace_settings_publish_to_every_key(make_workspace):  # type: ignor
     }, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["budget_alert_recipients"] == "finance@example.com\ncto@example.com"
-    assert response.json()["plan"] is None
     for key in (first, second):
         shared = _record(key["key"])["policy"]["workspace"]
         assert shared["rpm"] == 600 and shared["budget"]["amount"] == "100.00" and shared["fail_open"] is True
