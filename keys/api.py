@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from tenants.api_auth import api_admin_required
-from tenants.api_schema import ManagementApiView, PolicySerializer
+from tenants.api_schema import ManagementApiView, NameField, PolicySerializer
 
 from .models import ApiKey
 from .services import (
@@ -45,17 +45,18 @@ class ApiKeySerializer(PolicySerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = NameField()
 
 
 class ApiKeyUpdateSerializer(PolicySerializer):
     """Rename a key, set its limits and budget, and its response cache overrides (send only
     what changes; null clears a limit, or makes a cache setting the workspace's again)."""
 
+    name = NameField(required=False)
+
     class Meta:
         model = ApiKey
         fields = ["name", *POLICY_FIELDS, *CACHE_FIELDS]
-        extra_kwargs = {"name": {"required": False}}
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:
         return thresholds_validate(value)

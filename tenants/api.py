@@ -14,7 +14,7 @@ from cache.services import cache_clear
 from keys.api import POLICY_FIELDS, thresholds_validate
 
 from .api_auth import api_admin_required
-from .api_schema import ErrorSerializer, ManagementApiView, PolicySerializer
+from .api_schema import ErrorSerializer, ManagementApiView, PolicySerializer, RecipientsField
 from .models import Workspace
 from .services import workspace_policy_update
 
@@ -56,6 +56,8 @@ class WorkspaceSettingsSerializer(PolicySerializer):
 
 class WorkspaceSettingsUpdateSerializer(PolicySerializer):
     """The workspace's limits, budget, alert recipients and response cache (send only what changes)."""
+
+    budget_alert_recipients = RecipientsField(allow_blank=True, required=False)
 
     class Meta:
         model = Workspace

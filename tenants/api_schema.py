@@ -58,7 +58,7 @@ class BudgetAmountField(serializers.DecimalField):
 class BudgetAmountFieldScheme(OpenApiSerializerFieldExtension):
     target_class = BudgetAmountField
 
-    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         field: BudgetAmountField = self.target
         whole = (field.max_digits or 12) - (field.decimal_places or 0)
         places = field.decimal_places or 0
@@ -71,6 +71,42 @@ class BudgetAmountFieldScheme(OpenApiSerializerFieldExtension):
         }
 
 
+# a name: up to 100 characters, not only whitespace (DRF trims it), no NUL (PostgreSQL cannot store it)
+NAME_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+_EMAIL = (r"[A-Za-z0-9_%+-]{1,32}(?:\.[A-Za-z0-9_%+-]{1,32}){0,2}"
+          r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,20}[A-Za-z0-9])?\.){1,3}[A-Za-z]{2,20}")
+# email addresses separated by commas or new lines
+RECIPIENTS_PATTERN = rf"^(?:{_EMAIL}(?:(?:, ?|\n){_EMAIL}){{0,19}})?$"
+
+
+class NameField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 100)
+        super().__init__(**kwargs)
+
+
+class NameFieldScheme(OpenApiSerializerFieldExtension):
+    target_class = NameField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        field: NameField = self.target
+        return {"type": "string", "minLength": 1, "maxLength": field.max_length, "pattern": NAME_PATTERN}
+
+
+class RecipientsField(serializers.CharField):
+    """Extra budget alert recipients: email addresses separated by commas or new lines."""
+
+
+class RecipientsFieldScheme(OpenApiSerializerFieldExtension):
+    target_class = RecipientsField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": "string", "description": "Email addresses, one a line (commas work too)."}
+        if direction == "request":
+            schema["pattern"] = RECIPIENTS_PATTERN
+        return schema
+
+
 class ThresholdsField(serializers.JSONField):
     """Alert thresholds: whole percentages of the budget (validated by the serializer)."""
 
@@ -78,7 +114,7 @@ class ThresholdsField(serializers.JSONField):
 class ThresholdsFieldScheme(OpenApiSerializerFieldExtension):
     target_class = ThresholdsField
 
-    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         return {
             "type": "array",
             "items": {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -96,7 +132,7 @@ class ValidationErrorScheme(OpenApiSerializerExtension):
     def get_name(self, auto_schema: AutoSchema, direction: str) -> str:
         return "ValidationError"
 
-    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+    def map_serializer(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
         return VALIDATION_ERROR_SCHEMA
 
 

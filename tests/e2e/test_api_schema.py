@@ -25,9 +25,12 @@ from tests.servers import ROOT, free_port, process_stop, wait_http
 SEED = 15
 MAX_EXAMPLES = 60
 MAX_SECONDS = 180
+# Not run: `use_after_free`, because DELETE revokes a key and the revoked key stays readable (its
+# `revoked_at` says so), and `negative_data_rejection`, because DRF coerces loose input by design
+# (`"5"` for 5, `0` for false) rather than refusing it.
 CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
-          "response_schema_conformance", "negative_data_rejection", "positive_data_acceptance", "use_after_free",
-          "ensure_resource_availability", "ignored_auth", "unsupported_method", "missing_required_header"]
+          "response_schema_conformance", "positive_data_acceptance", "ensure_resource_availability", "ignored_auth",
+          "unsupported_method", "missing_required_header"]
 
 
 @pytest.fixture(scope="module")
