@@ -5,6 +5,7 @@ as the contract, so it says what the server really sends."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,6 +18,7 @@ from drf_spectacular.extensions import (
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import Direction
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
 
@@ -181,9 +183,21 @@ class PolicySerializer(serializers.ModelSerializer):
     }
 
 
+class StrictJSONParser(JSONParser):
+    """JSON whose strings PostgreSQL can store: a lone surrogate (`"\\ud800"`) is a 400, not a 500."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        data = super().parse(stream, media_type, parser_context)
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ParseError("JSON parse error - a string holds a lone surrogate, which is not text.") from exc
+        return data
+
+
 class ManagementApiView(APIView):
     """Base of the management API's views: JSON bodies only (a form body cannot say `null`, which
     clears a limit), and the schema above."""
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     schema = ManagementApiSchema()
