@@ -23,8 +23,6 @@ class AdminTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[Any, AdminToken] | None:
         header = authentication.get_authorization_header(request).decode("latin-1").strip()
-        if not header:
-            return None
         scheme, _, secret = header.partition(" ")
         secret = secret.strip()
         if scheme.lower() != "bearer":

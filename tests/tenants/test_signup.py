@@ -18,9 +18,15 @@ PASSWORD = "Very-secret-pass-42"
 
 
 def _signup(client: Client, email: str, workspace_name: str) -> int:
-    response = client.post("/accounts/signup/", {
-        "email": email, "password1": PASSWORD, "password2": PASSWORD, "workspace_name": workspace_name,
-    })
+    response = client.post(
+        "/accounts/signup/",
+        {
+            "email": email,
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "workspace_name": workspace_name,
+        },
+    )
     return response.status_code
 
 
