@@ -27,7 +27,7 @@ from schemathesis.engine.core import EventStream
 from tests.servers import ROOT, free_port, process_stop, wait_http
 
 SEED = 15
-MAX_EXAMPLES = 30  # per operation and phase
+MAX_EXAMPLES = 60  # per operation and phase
 MAX_SECONDS = 300  # a ceiling for a stalled run; a normal run ends on its example budget, well before
 # Not run: `use_after_free`, because DELETE revokes a key and the revoked key stays readable (its
 # `revoked_at` says so), and `negative_data_rejection`, because DRF coerces loose input by design
