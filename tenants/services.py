@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+import re
 import secrets
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import F
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
-from django_tenants.utils import schema_context
+from django_tenants.utils import schema_context, schema_exists
 
 from keys.tokens import token_hash
 
@@ -22,34 +25,69 @@ RESERVED_SLUGS = {"www", "api", "admin", "app", "public", "static", "mail"}
 ADMIN_TOKEN_PREFIX = "aip-admin-"
 
 
-def _unique_slug(name: str) -> str:
-    base = (slugify(name)[:30].strip("-") or "workspace")
-    if base in RESERVED_SLUGS:
-        base = f"{base}-ws"
-    slug = base
-    while Workspace.objects.filter(slug=slug).exists():
-        slug = f"{base}-{secrets.token_hex(2)}"
-    return slug
+SLUG_MAX = 30
+SLUG_ATTEMPTS = 8
+
+
+class WorkspaceSlugTaken(Exception):
+    """An explicitly requested slug (or its schema or host) belongs to another workspace."""
+
+
+def _slug_base(name: str) -> str:
+    """A host label: lowercase letters, digits and single hyphens. Underscores become hyphens, so two
+    names that differ only there ("Coll Ab", "coll_ab") get the same base and then distinct slugs,
+    never two slugs that map to one schema."""
+    base = re.sub(r"-{2,}", "-", slugify(name).replace("_", "-"))[:SLUG_MAX].strip("-") or "workspace"
+    return f"{base}-ws" if base in RESERVED_SLUGS else base
+
+
+def _schema_name(slug: str) -> str:
+    return "ws_" + slug.replace("-", "_")
+
+
+def _slug_taken(slug: str) -> bool:
+    """Taken by a workspace (its slug, schema or host), or by a schema left in the database: a new
+    workspace never adopts an old schema and its data."""
+    schema_name = _schema_name(slug)
+    return (
+        Workspace.objects.filter(Q(slug=slug) | Q(schema_name=schema_name)).exists()
+        or Domain.objects.filter(domain=f"{slug}.{settings.BASE_DOMAIN}").exists()
+        or schema_exists(schema_name)
+    )
+
+
+def _slug_candidates(name: str) -> Iterator[str]:
+    base = _slug_base(name)
+    yield base
+    for _ in range(SLUG_ATTEMPTS - 1):
+        yield f"{base[: SLUG_MAX - 7].rstrip('-')}-{secrets.token_hex(3)}"
 
 
 def workspace_create(*, name: str, owner: AbstractBaseUser, slug: str | None = None) -> Workspace:
-    """Create a workspace: its own schema (migrated), its domain, and the owner's membership.
+    """Create a workspace: its own schema (migrated), its domain, and the owner's membership, in one
+    transaction (PostgreSQL rolls the schema's DDL back too), so a failure leaves no part of it.
 
-    Creating the schema runs DDL outside a transaction (django-tenants), so if a later
-    step fails the workspace row and schema are removed again.
+    The slug comes from the name; when it, its schema or its host is taken, by an earlier workspace
+    or by a concurrent sign-up (the unique constraints decide), the next candidate has a random
+    suffix. An explicit `slug` that is taken raises WorkspaceSlugTaken.
     """
+    candidates = iter([slug]) if slug else _slug_candidates(name)
     with schema_context(settings.PUBLIC_SCHEMA_NAME):
-        slug = slug or _unique_slug(name)
-        workspace = Workspace(name=name, slug=slug, schema_name="ws_" + slug.replace("-", "_"))
-        workspace.save()  # creates and migrates the schema
-        try:
-            with transaction.atomic():
-                Domain.objects.create(domain=workspace.host, tenant=workspace, is_primary=True)
-                Membership.objects.create(user=owner, workspace=workspace, role=Membership.Role.OWNER)
-        except Exception:
-            workspace.delete(force_drop=True)
-            raise
-    return workspace
+        for candidate in candidates:
+            if _slug_taken(candidate):
+                continue
+            try:
+                with transaction.atomic():
+                    workspace = Workspace(name=name, slug=candidate, schema_name=_schema_name(candidate))
+                    workspace.save()  # creates and migrates the schema
+                    Domain.objects.create(domain=workspace.host, tenant=workspace, is_primary=True)
+                    Membership.objects.create(user=owner, workspace=workspace, role=Membership.Role.OWNER)
+            except (IntegrityError, ValidationError):
+                if not _slug_taken(candidate):
+                    raise
+                continue  # a concurrent sign-up took it first
+            return workspace
+    raise WorkspaceSlugTaken(f"No free workspace address for {slug or name!r}; try another name.")
 
 
 def membership_get(*, user: AbstractBaseUser, workspace_id: int) -> Membership | None:
