@@ -20,11 +20,11 @@ from typing import Any
 REDACTED = "[redacted]"
 
 _SECRET_PARAM = re.compile(
-    r"(?i)([?&;](?:[\w.%-]*(?:key|token|secret|passw(?:or)?d|signature|credential|auth)[\w.%-]*|sig)=)[^&#\s\"'<>]+"
+    r"(?i)([?&;](?:[\w.%-]*(?:key|token|secret|passw(?:or)?d|signature|credential|auth)[\w.%-]*|sig)=)[^&;#\s\"'<>]+"
 )
 _SECRET_HEADER = re.compile(
     r"(?i)(\b(?:proxy-authorization|authorization|x-api-key|x-goog-api-key|api-key|set-cookie|cookie)"
-    r"['\"]?\s*[:=,]\s*b?['\"]?)(?:(?:bearer|basic|token)\s+)?[^\s'\",;)}\]]+"
+    r"['\"]?\s*[:=,]\s*(?:(?-i:b)?['\"])?)(?!\[redacted\])(?:(?:bearer|basic|token)\s+)?[^\s'\",;)}\]]+"
 )
 _KEY_SHAPED = re.compile(r"\b(sk-aip-|sk-ant-|sk-|AIza)[\w-]{8,}")
 
@@ -83,8 +83,9 @@ def log_redaction_install() -> None:
     if getattr(write_entry, "redacts_secrets", False):
         return
 
-    def redacting_write_entry(self: AccessLogGenerator, host: Any, date: Any, request: str, *args: Any,
-                              **kwargs: Any) -> None:
+    def redacting_write_entry(
+        self: AccessLogGenerator, host: Any, date: Any, request: str, *args: Any, **kwargs: Any
+    ) -> None:
         write_entry(self, host, date, secret_redact(request), *args, **kwargs)
 
     redacting_write_entry.redacts_secrets = True  # type: ignore[attr-defined]

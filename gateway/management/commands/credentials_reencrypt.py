@@ -38,9 +38,13 @@ class Command(BaseCommand):
                 reencrypted += 1
         if reencrypted:
             catalog_publish()  # the gateways read credentials from the published catalog
-        self.stdout.write(f"{reencrypted} provider credential(s) re-encrypted with the current key, "
-                          f"{current} already current, {len(unreadable)} unreadable.")
+        self.stdout.write(
+            f"{reencrypted} provider credential(s) re-encrypted with the current key, "
+            f"{current} already current, {len(unreadable)} unreadable."
+        )
         if unreadable:
-            raise CommandError(f"No AIPROXY_ENCRYPTION_KEY key decrypts the credential of: {', '.join(unreadable)}. "
-                               "Add the key they were encrypted with (after the current one) and run this again, "
-                               "or enter these credentials again in admin.")
+            raise CommandError(
+                f"No AIPROXY_ENCRYPTION_KEY key decrypts the credential of: {', '.join(unreadable)}. "
+                "Add the key they were encrypted with (after the current one) and run this again, "
+                "or enter these credentials again in admin."
+            )
