@@ -54,7 +54,8 @@ if _missing and not EMBEDDED_STACK:
 if _missing:
     from aiproxy_site.embedded import install_secrets
 
-    _secrets.update({name: install_secrets()[name] for name in _missing})
+    _generated = install_secrets()
+    _secrets.update({name: _generated[name] for name in _missing})
 SECRET_KEY = _secrets["SECRET_KEY"]
 # Keys for provider credentials at rest (each a string a Fernet key is derived from); the first encrypts.
 ENCRYPTION_KEYS = [key.strip() for key in _secrets["AIPROXY_ENCRYPTION_KEY"].split(",") if key.strip()]
