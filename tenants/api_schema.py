@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -21,6 +22,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
+
+from billing.money import usd_plain
 
 VALIDATION_ERROR_SCHEMA = {
     "type": "object",
@@ -50,11 +53,15 @@ class AdminTokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
 
 class BudgetAmountField(serializers.DecimalField):
-    """A budget in USD: a non-negative decimal string (numbers are accepted too)."""
+    """A budget in USD: a non-negative decimal string (numbers are accepted too), answered
+    with every stored digit and no trailing zeros past the cents ("25.00", "0.0001")."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("min_value", 0)
         super().__init__(**kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return usd_plain(Decimal(str(value)))
 
 
 class BudgetAmountFieldScheme(OpenApiSerializerFieldExtension):
@@ -69,7 +76,7 @@ class BudgetAmountFieldScheme(OpenApiSerializerFieldExtension):
             "type": "string",
             "format": "decimal",
             "pattern": rf"^\d{{1,{whole}}}{fraction}$",
-            "example": "25." + "0" * places if places else "25",
+            "example": "25.00" if places else "25",
         }
 
 
