@@ -73,7 +73,9 @@ class Ports:
 def data_dir() -> Path:
     """The same directory as aiproxy_site.embedded.data_dir(), without importing the package."""
     path = Path(os.environ.get("AIPROXY_DATA_DIR") or ROOT / ".aiproxy").resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o700)
     return path
 
 
@@ -325,6 +327,10 @@ class StageFailed(Exception):
     pass
 
 
+class Shutdown(BaseException):
+    """Ctrl-C or `make stop`: not an error, so no stage catches it as one."""
+
+
 class Progress:
     """One line per stage on the terminal; everything else (pip, migrations, tracebacks) in the log."""
 
@@ -353,7 +359,7 @@ class Progress:
         try:
             yield
         except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
+            if isinstance(exc, KeyboardInterrupt | Shutdown):
                 self.say("interrupted")
                 raise
             traceback.print_exc()
@@ -508,7 +514,7 @@ def run(*, install: bool) -> int:
         processes_stop(root=root, records=records[1:])
         _forget(root, records[0])
         progress.say("stopped (PostgreSQL and Redis keep running until `make stop`)")
-        raise SystemExit(0)
+        raise Shutdown
 
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGTERM, shutdown)
@@ -668,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return stop() if args.command == "stop" else run(install=args.install)
+    except Shutdown:
+        return 0
     except KeyboardInterrupt:
         return 130
 

@@ -1,8 +1,9 @@
 """AIProxy settings: one module, driven by environment variables.
 
 Development defaults need nothing set: with no DATABASE_URL an embedded PostgreSQL
-(pgvector) is started, with no REDIS_URL an embedded Redis. Production sets the URLs,
-SECRET_KEY, ALLOWED_HOSTS, BASE_DOMAIN and friends in the environment.
+(pgvector) is started, with no REDIS_URL an embedded Redis, and the secrets are generated
+per install. Production sets the URLs, SECRET_KEY, AIPROXY_ENCRYPTION_KEY, ALLOWED_HOSTS,
+BASE_DOMAIN and friends in the environment, and refuses to start without the two secrets.
 """
 
 from __future__ import annotations
@@ -31,13 +32,46 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-insecure-secret-key-change-me-in-production-0123456789")
-# Key for encrypting provider credentials at rest (Fernet, derived from this string).
-ENCRYPTION_KEY = os.environ.get("AIPROXY_ENCRYPTION_KEY", SECRET_KEY)
+
+# --- Secrets ----------------------------------------------------------------------------
+# SECRET_KEY and AIPROXY_ENCRYPTION_KEY come from the environment. Only the embedded development
+# stack (aiproxy_site/embedded.py: the embedded PostgreSQL in use, or AIPROXY_DEV_SECRETS=1) may
+# go without: it generates its own, once per install, in <AIPROXY_DATA_DIR>/secrets.json (0600).
+# AIPROXY_ENCRYPTION_KEY is a comma-separated list: the first key encrypts provider credentials,
+# every key decrypts them (rotation: put the new key first, run `manage.py credentials_reencrypt`,
+# then drop the old one).
+from aiproxy_site.embedded import embedded_database_in_use  # noqa: E402
+
+EMBEDDED_STACK = env_bool("AIPROXY_DEV_SECRETS", False) or embedded_database_in_use(os.environ.get("DATABASE_URL", ""))
+_secrets = {name: os.environ.get(name, "").strip() for name in ("SECRET_KEY", "AIPROXY_ENCRYPTION_KEY")}
+_missing = [name for name, value in _secrets.items() if not value.strip(", ")]
+if _missing and not EMBEDDED_STACK:
+    raise SystemExit(
+        f"AIProxy: {' and '.join(_missing)} must be set (DATABASE_URL is not the embedded development database); "
+        f"generate {'each' if len(_missing) > 1 else 'one'} with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+if _missing:
+    from aiproxy_site.embedded import install_secrets
+
+    _generated = install_secrets()
+    _secrets.update({name: _generated[name] for name in _missing})
+SECRET_KEY = _secrets["SECRET_KEY"]
+# Keys for provider credentials at rest (each a string a Fernet key is derived from); the first encrypts.
+ENCRYPTION_KEYS = [key.strip() for key in _secrets["AIPROXY_ENCRYPTION_KEY"].split(",") if key.strip()]
+if EMBEDDED_STACK:
+    # the published development key an embedded install used before it had its own: it still
+    # decrypts what it encrypted there (credentials_reencrypt moves those to the install's key)
+    ENCRYPTION_KEYS.append("dev-insecure-secret-key-change-me-in-production-0123456789")
 BASE_DOMAIN = os.environ.get("BASE_DOMAIN", "localhost")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", f"{BASE_DOMAIN},.{BASE_DOMAIN},127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_URL = os.environ.get("SITE_URL", f"http://localhost:{os.environ.get('PORT', '8000')}")  # links in emails
+# Behind a reverse proxy that sets X-Forwarded-Host and X-Forwarded-Proto itself (replacing any a
+# client sent), trust them; otherwise a client could name any workspace's host.
+TRUSTED_PROXY = env_bool("AIPROXY_TRUSTED_PROXY", False)
+USE_X_FORWARDED_HOST = TRUSTED_PROXY
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY else None
 
 # --- Real parts -------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
@@ -137,7 +171,7 @@ PUBLIC_SCHEMA_NAME = "public"
 SHOW_PUBLIC_IF_NO_TENANT_FOUND = True
 
 MIDDLEWARE = [
-    "django_tenants.middleware.main.TenantMainMiddleware",
+    "tenants.middleware.WorkspaceHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -262,9 +296,12 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / ".aiproxy" / "static"
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"  # served at the site root: /favicon.ico
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 SESSION_COOKIE_HTTPONLY = True
 
+# Django's dictConfig, then redaction of API keys from every log line (aiproxy_site/log_redaction.py)
+LOGGING_CONFIG = "aiproxy_site.log_redaction.logging_configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -30,3 +30,13 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class UsageDeadLetter(models.Model):
+    """No table: the admin's entry for usage events the worker set aside (the Redis stream
+    analytics.tasks.DEAD_STREAM), with the error that stopped each."""
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+        verbose_name = "usage dead letter"

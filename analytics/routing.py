@@ -1,4 +1,5 @@
-"""WebSocket routes (Channels). The live usage feed comes with the analytics issue."""
+"""WebSocket routes (Channels) of the analytics app. There are none yet: the live usage
+feed is not built, so aiproxy_site/asgi.py's router finds no route for a WebSocket."""
 
 from django.urls import URLPattern
 

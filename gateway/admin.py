@@ -3,6 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
+from .bounds import BOUND_NAMES, DEFAULT_BOUNDS
 from .models import GlobalLimits, Model, Provider
 
 
@@ -40,13 +41,48 @@ class ProviderAdmin(admin.ModelAdmin):
         return obj.has_credential
 
 
+class CatalogModelForm(forms.ModelForm):
+    """A request bound left empty is its default; one left out of the submitted form keeps
+    its current value."""
+
+    class Meta:
+        model = Model
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in BOUND_NAMES:
+            if name in self.fields:
+                self.fields[name].required = False
+                self.fields[name].help_text += f" Empty: {getattr(DEFAULT_BOUNDS, name):,}."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for name in BOUND_NAMES:
+            if name in self.fields and data.get(name) is None and self.add_prefix(name) in self.data:
+                data[name] = getattr(DEFAULT_BOUNDS, name)
+        return data
+
+
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
+    form = CatalogModelForm
     list_display = ["public_name", "provider", "upstream_name", "input_price_per_mtok", "output_price_per_mtok",
                     "context_window", "rpm_limit", "tpm_limit", "enabled"]
     list_filter = ["provider", "enabled"]
     search_fields = ["public_name", "upstream_name"]
     filter_horizontal = ["workspaces"]
+    fieldsets = [
+        (None, {"fields": ["public_name", "provider", "upstream_name", "input_price_per_mtok", "output_price_per_mtok",
+                           "context_window", "enabled", "workspaces"]}),
+        ("Rate limits", {"fields": ["rpm_limit", "tpm_limit"]}),
+        ("Request bounds", {
+            "description": "The largest sizes one request to this model may ask for, under whichever name the "
+            "client's API gives them. A request over a bound is refused with a 400 naming the parameter and the "
+            "limit, before anything reaches the upstream.",
+            "fields": list(BOUND_NAMES),
+        }),
+    ]
 
 
 @admin.register(GlobalLimits)

@@ -1,8 +1,9 @@
 """The gateway: a small ASGI app mounted in front of Django for /v1/*.
 
-Read it top to bottom: inbound parse -> auth -> (limits, cache: later issues) -> route
--> provider adapter -> stream -> record. No Django ORM call and no blocking call once
-warm: keys and the catalog come from the hot directory.
+Read it top to bottom: inbound parse -> auth -> route -> limits (one Redis round trip that
+also reads the exact cache) -> semantic cache -> provider adapter -> stream -> record. No
+Django ORM call and no blocking call once warm: keys and the catalog come from the hot
+directory.
 
 Two paths through the adapters:
 - native: the client speaks the upstream's own wire format (OpenAI client -> OpenAI-
@@ -34,8 +35,9 @@ from redis.exceptions import RedisError
 
 from .adapters import adapter_for
 from .adapters import openai as openai_upstream
-from .adapters.interface import Usage, body_read, sse_events, sse_parse, usage_dict
+from .adapters.interface import Usage, body_read, sse_events, sse_parse, upstream_invalid, usage_dict
 from .auth import key_authenticate
+from .bounds import chat_bounds_check, embeddings_bounds_check
 from .cache import CachePlan, CacheWrite, cache_lookup, cache_plan, cache_stage, completion_assemble, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
@@ -138,6 +140,25 @@ def _gemini_target(path: str) -> tuple[str, str] | None:
     return None
 
 
+POST_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v2/chat", "/v1/messages/count_tokens", "/v1/embeddings",
+                        "/v2/embed"})
+GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents"})
+
+
+def _methods_allowed(path: str, gemini: tuple[str, str] | None) -> str | None:
+    """The HTTP method a known gateway URL answers to (None for an unknown URL)."""
+    if path in POST_PATHS or (gemini is not None and gemini[1] in GEMINI_METHODS):
+        return "POST"
+    if path in ("/v1/models", "/v1beta/models") or path.startswith(("/v1/models/", "/v1beta/models/")):
+        return "GET"
+    return None
+
+
+def method_not_allowed(method: str, path: str, allowed: str) -> GatewayError:
+    return GatewayError(405, f"Method {method} is not allowed on {path}; use {allowed}.", code="method_not_allowed",
+                        headers={"allow": allowed})
+
+
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
@@ -164,6 +185,9 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
 
     send = tracked_send
     try:
+        allowed = _methods_allowed(path, gemini)
+        if allowed is not None and method != allowed:  # a known URL: the method is wrong, whoever asks
+            raise method_not_allowed(method, scope["path"], allowed)
         key = await key_authenticate(state.directory, headers)
         if method == "POST" and path in ("/v1/chat/completions", "/v1/messages", "/v2/chat"):
             await chat(state, inbound, scope, receive, send, key)
@@ -272,6 +296,7 @@ async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], 
         event.model, event.stream = request.model, request.stream
         deployment = route_select(await state.directory.catalog(), request.model, key)
         event.provider = deployment.provider_name
+        chat_bounds_check(inbound.WIRE, request.native, deployment)
         adapter = adapter_for(deployment.provider_kind)
         payload: dict[str, Any] | None
         if inbound.WIRE == adapter.WIRE == "anthropic":
@@ -682,6 +707,17 @@ def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
     return texts
 
 
+def _embeddings_pack(data: dict[str, Any], deployment: Deployment) -> None:
+    """Float-list embeddings as base64 little-endian float32, as OpenAI answers encoding_format "base64"."""
+    for item in data.get("data") or []:
+        values = item.get("embedding") if isinstance(item, dict) else None
+        if isinstance(values, list):
+            try:
+                item["embedding"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+            except (struct.error, OverflowError) as exc:
+                raise upstream_invalid(deployment) from exc
+
+
 async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
                      key: KeyRecord, *, model: str | None = None) -> None:
     started = time.perf_counter()
@@ -695,21 +731,21 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
         event.model = payload["model"]
         deployment = route_select(await state.directory.catalog(), payload["model"], key)
         event.provider = deployment.provider_name
+        embeddings_bounds_check(inbound.WIRE, request.native, deployment)
         adapter = adapter_for(deployment.provider_kind)
         if texts is None and adapter.WIRE != "openai":
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
                                   param="input", code="unsupported_parameter")
         counted = [{"content": text} for text in texts] if texts is not None else [{"content": str(payload["input"])}]
         recorder.reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
-        wants_base64 = payload.get("encoding_format") == "base64" and adapter.WIRE != "openai"
-        if wants_base64:  # the openai SDK's default; other upstreams send floats, packed here
+        # base64 is the openai SDKs' default: other upstream kinds send floats, and an OpenAI-compatible
+        # one (a local server) may ignore encoding_format; any float list is packed here, never passed on
+        wants_base64 = payload.get("encoding_format") == "base64"
+        if wants_base64 and adapter.WIRE != "openai":
             payload = {**payload, "encoding_format": "float"}
         data, usage = await adapter.embeddings_create(state.session, deployment, payload)
         if wants_base64:
-            for item in data.get("data") or []:
-                if isinstance(item.get("embedding"), list):
-                    values = item["embedding"]
-                    item["embedding"] = base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+            _embeddings_pack(data, deployment)
         if usage is None:
             event.usage_estimated = True
             usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)

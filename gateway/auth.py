@@ -23,14 +23,15 @@ def _bearer(headers: dict[bytes, bytes]) -> str | None:
 
 
 def _host_slug(headers: dict[bytes, bytes]) -> str | None:
-    """The workspace slug when the request came to `<slug>.<BASE_DOMAIN>`."""
+    """The workspace slug when the request came to a host under BASE_DOMAIN. A look-alike host
+    (`x.<slug>.<BASE_DOMAIN>`, a trailing dot) yields a label no workspace has, so no key passes."""
     host = headers.get(b"host", b"").decode("latin-1").lower()
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     suffix = "." + settings.BASE_DOMAIN.lower()
+    if host.endswith(suffix + "."):
+        return host
     if host.endswith(suffix):
-        label = host[: -len(suffix)]
-        if label and "." not in label:
-            return label
+        return host[: -len(suffix)] or None
     return None
 
 

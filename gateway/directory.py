@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from .bounds import DEFAULT_BOUNDS, RequestBounds
+
 KEY_TTL = 0.5
 CATALOG_CHECK_INTERVAL = 1.0
 KEY_PREFIX = "aip:key:"
@@ -59,6 +61,7 @@ class Deployment:
     created: int
     model_limits: Any = None  # {"rpm": n, "tpm": n}, set in admin
     provider_limits: Any = None
+    bounds: RequestBounds = DEFAULT_BOUNDS  # the largest sizes a request may ask for, set in admin
 
     def visible_to(self, workspace_id: int) -> bool:
         return not self.workspace_ids or workspace_id in self.workspace_ids
@@ -129,6 +132,7 @@ def catalog_snapshot_build() -> dict[str, Any]:
                 "created": int(m.created_at.timestamp()),
                 "model_limits": m.rate_limits(),
                 "provider_limits": m.provider.rate_limits(),
+                "bounds": m.request_bounds(),
             }
         )
     return {"models": models, "global_limits": GlobalLimits.current().rate_limits()}
@@ -167,6 +171,7 @@ def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment
             created=m["created"],
             model_limits=m.get("model_limits") or {},
             provider_limits=m.get("provider_limits") or {},
+            bounds=RequestBounds.from_snapshot(m.get("bounds")),
         )
     return result
 

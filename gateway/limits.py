@@ -33,6 +33,8 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from billing.money import usd_format
+
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
 from .rediswire import WireRedis
@@ -208,7 +210,7 @@ def usd_units(amount: str | Decimal) -> int:
 
 
 def units_usd(units: int) -> str:
-    return f"${Decimal(units) / UNITS_PER_USD:,.2f}"
+    return usd_format(Decimal(units) / UNITS_PER_USD)
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from django.core.validators import MinValueValidator
 from django.db import models
 
+from .bounds import BOUND_NAMES, DEFAULT_BOUNDS
 from .credentials import credential_decrypt, credential_encrypt
 from .policy import RateLimits
 
@@ -21,7 +23,7 @@ class Provider(RateLimits):
     base_url = models.URLField(
         max_length=500,
         help_text="The base URL the provider's own SDK takes: OpenAI https://api.openai.com/v1; Azure "
-        "https://<resource>.openai.azure.com; Anthropic https://api.anthropic.com; Gemini "
+        "https://&lt;resource&gt;.openai.azure.com; Anthropic https://api.anthropic.com; Gemini "
         "https://generativelanguage.googleapis.com; Cohere https://api.cohere.com; OpenAI-compatible servers "
         "their /v1 URL (vLLM http://host:8000/v1, Ollama http://host:11434/v1).",
     )
@@ -58,12 +60,46 @@ class Model(RateLimits):
         "tenants.Workspace", blank=True, help_text="Leave empty to offer the model to every workspace."
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # request bounds (gateway/bounds.py): a request asking for more is a 400 naming the parameter
+    max_n = models.PositiveIntegerField(
+        "most choices", default=DEFAULT_BOUNDS.max_n, validators=[MinValueValidator(1)],
+        help_text="Per request: OpenAI n (and best_of), Gemini candidateCount.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        "most output tokens", default=DEFAULT_BOUNDS.max_output_tokens, validators=[MinValueValidator(1)],
+        help_text="Per request: OpenAI max_tokens and max_completion_tokens, Anthropic max_tokens and "
+        "thinking.budget_tokens, Gemini maxOutputTokens, Cohere max_tokens.",
+    )
+    max_stop_sequences = models.PositiveIntegerField(
+        "most stop sequences", default=DEFAULT_BOUNDS.max_stop_sequences,
+        help_text="Per request: OpenAI stop, Anthropic and Cohere stop_sequences, Gemini stopSequences.",
+    )
+    max_top_logprobs = models.PositiveIntegerField(
+        "largest top_logprobs", default=DEFAULT_BOUNDS.max_top_logprobs, help_text="Per request: OpenAI top_logprobs.",
+    )
+    max_logit_bias = models.PositiveIntegerField(
+        "most logit_bias entries", default=DEFAULT_BOUNDS.max_logit_bias,
+        help_text="Per request: the number of tokens in OpenAI logit_bias.",
+    )
+    max_embedding_dimensions = models.PositiveIntegerField(
+        "most embedding dimensions", default=DEFAULT_BOUNDS.max_embedding_dimensions,
+        validators=[MinValueValidator(1)],
+        help_text="Per request: OpenAI dimensions, Gemini outputDimensionality, Cohere output_dimension.",
+    )
+    max_embedding_inputs = models.PositiveIntegerField(
+        "most embedding inputs", default=DEFAULT_BOUNDS.max_embedding_inputs, validators=[MinValueValidator(1)],
+        help_text="Per request: OpenAI input items, Gemini batchEmbedContents requests, Cohere texts or inputs.",
+    )
 
     class Meta:
         ordering = ["public_name"]
 
     def __str__(self) -> str:
         return self.public_name
+
+    def request_bounds(self) -> dict[str, int]:
+        """The bounds as the catalog snapshot carries them (gateway.bounds.RequestBounds)."""
+        return {name: getattr(self, name) for name in BOUND_NAMES}
 
 
 class GlobalLimits(RateLimits):

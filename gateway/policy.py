@@ -10,6 +10,8 @@ from decimal import Decimal
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from billing.money import usd_plain
+
 DEFAULT_ALERT_THRESHOLDS = [50, 80, 100]
 
 
@@ -41,8 +43,8 @@ class Budget(models.Model):
         LIFETIME = "lifetime", "Lifetime"
 
     budget_amount = models.DecimalField(
-        "budget (USD)", max_digits=12, decimal_places=2, null=True, blank=True,
-        validators=[MinValueValidator(Decimal("0"))], help_text="Empty: no budget.",
+        "budget (USD)", max_digits=18, decimal_places=8, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0"))], help_text="Empty: no budget. Down to $0.00000001.",
     )
     budget_period = models.CharField(max_length=10, choices=Period.choices, default=Period.MONTHLY)
     budget_hard = models.BooleanField(
@@ -59,7 +61,7 @@ class Budget(models.Model):
         if self.budget_amount is None:
             return None
         return {
-            "amount": f"{Decimal(self.budget_amount):.2f}",
+            "amount": usd_plain(Decimal(self.budget_amount)),
             "period": self.budget_period,
             "hard": self.budget_hard,
             "thresholds": list(self.budget_alert_thresholds or []),

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
 from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +74,101 @@ class UsageEvent:
     error_type: str = ""
     ts: float = field(default_factory=time.time)
     event_id: str = field(default_factory=unique_id)
+
+
+# What analytics.models.UsageEvent's columns hold (a test keeps the two in step). An event
+# that does not fit would be refused by PostgreSQL in the worker's batch insert, so every
+# event is bounded to them before it is queued.
+USAGE_TEXT_LIMITS = (("key_name", 100), ("endpoint", 64), ("model", 128), ("provider", 128), ("cache_status", 16),
+                     ("error_type", 64))
+USAGE_INT_FIELDS = ("input_tokens", "output_tokens", "latency_ms", "status_code")
+INT_MAX = 2**31 - 1  # PostgreSQL integer
+BIGINT_MAX = 2**63 - 1
+COST_MAX = Decimal("999999.99999999")  # numeric(14, 8)
+_COST_LEN = len(str(COST_MAX))
+_CENT = Decimal("0.00000001")
+
+
+def text_bound(value: Any, limit: int) -> str:
+    """`value` as text PostgreSQL stores in a varchar(`limit`): no NUL, valid UTF-8, cut to size.
+    What cannot be stored becomes U+FFFD, so "gpt-4o\\0" is not counted as "gpt-4o"."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:  # lone surrogates: neither orjson nor PostgreSQL takes them
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text[:limit]
+
+
+def int_bound(value: Any, low: int = 0, high: int = INT_MAX) -> int:
+    """`value` as an integer within [low, high]; a value that is no number raises ValueError."""
+    if not isinstance(value, int):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"not a finite number: {value!r}")
+        value = int(value)  # a float, a bool or a numeric string; anything else raises
+    return low if value < low else high if value > high else value
+
+
+def cost_bound(value: Any) -> str:
+    """`value` as a decimal string within numeric(14, 8); no number (or NaN) raises ValueError."""
+    try:
+        amount = Decimal(value if isinstance(value, str) else repr(value) if isinstance(value, float) else str(value))
+    except (InvalidOperation, TypeError):
+        raise ValueError(f"not an amount: {str(value)[:40]!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"not a finite amount: {str(value)[:40]!r}")
+    amount = max(-COST_MAX, min(COST_MAX, amount))
+    return f"{amount.quantize(_CENT):f}"
+
+
+def usage_event_bound(event: UsageEvent) -> UsageEvent:
+    """Fit the event's fields to the usage table's columns, in place: a client's model name
+    of any length or content must never make the worker's insert fail. The usual event
+    passes one cheap check and is left as it is."""
+    if _usage_event_fits(event):
+        return event
+    for name, limit in USAGE_TEXT_LIMITS:
+        value = getattr(event, name)
+        if type(value) is not str or len(value) > limit or "\x00" in value or not value.isascii():
+            setattr(event, name, text_bound(value, limit))
+    for name in USAGE_INT_FIELDS:
+        value = getattr(event, name)
+        if type(value) is not int or not 0 <= value <= INT_MAX:
+            try:
+                setattr(event, name, int_bound(value))
+            except (ValueError, TypeError):
+                setattr(event, name, 0)
+    for name in ("cost", "cost_saved"):
+        value = getattr(event, name)
+        if value != "0" and not _cost_fits(value):
+            try:
+                setattr(event, name, cost_bound(value))
+            except ValueError:
+                setattr(event, name, "0")
+    return event
+
+
+def _cost_fits(value: Any) -> bool:
+    """usage_cost's form: "123456.12345678" at most, no sign, no NaN."""
+    return type(value) is str and len(value) <= _COST_LEN and value[-9:-8] == "." and value[:1].isdigit()
+
+
+def _usage_event_fits(e: UsageEvent) -> bool:
+    """The per-request check, unrolled (about half the time of the loops above)."""
+    try:
+        text = e.model + e.key_name + e.provider + e.endpoint + e.cache_status + e.error_type
+        return (len(e.model) <= 128 and len(e.key_name) <= 100 and len(e.provider) <= 128 and len(e.endpoint) <= 64
+                and len(e.cache_status) <= 16 and len(e.error_type) <= 64 and text.isascii() and "\x00" not in text
+                and type(e.input_tokens) is int and 0 <= e.input_tokens <= INT_MAX
+                and type(e.output_tokens) is int and 0 <= e.output_tokens <= INT_MAX
+                and type(e.latency_ms) is int and 0 <= e.latency_ms <= INT_MAX
+                and type(e.status_code) is int and 0 <= e.status_code <= INT_MAX
+                and (e.cost == "0" or _cost_fits(e.cost)) and (e.cost_saved == "0" or _cost_fits(e.cost_saved)))
+    except (TypeError, AttributeError):  # a field of the wrong type
+        return False
 
 
 def usage_cost(input_tokens: int, output_tokens: int, input_price: float, output_price: float) -> str:
@@ -156,9 +253,9 @@ def usage_spool() -> UsageSpool:
 
 
 def _finish_call(event: UsageEvent, settle: Any, write: CacheWrite | None) -> tuple[list[Any], list[Any]]:
-    """KEYS and ARGV of FINISH."""
+    """KEYS and ARGV of FINISH (the event is bounded first: every way to the stream passes here)."""
     keys: list[Any] = [USAGE_STREAM]
-    args: list[Any] = [orjson.dumps(event)]  # orjson writes the dataclass's fields as asdict would
+    args: list[Any] = [orjson.dumps(usage_event_bound(event))]  # orjson writes the dataclass's fields as asdict would
     if write is not None:
         keys += [write.key, write.index_key, write.sizes_key]
         args += ["1", write.value, write.ttl, write.expires_at()]

@@ -63,12 +63,17 @@ def count_message_tokens(messages: list[dict[str, Any]], *, tools: Any = None, l
     texts: list[str] = []
     for message in messages:
         total += TOKENS_PER_MESSAGE
+        if not isinstance(message, dict):
+            continue
         parts, images = _content_parts(message.get("content"))
         texts.extend(parts)
         total += images * TOKENS_PER_IMAGE
-        for call in message.get("tool_calls") or []:
-            function = call.get("function") or {} if isinstance(call, dict) else {}
-            texts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            # counted before an upstream sees the request, so any shape a client sends is counted, never trusted
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                texts.append(f"{function.get('name', '')} {function.get('arguments', '')}")
     if tools:
         texts.append(orjson.dumps(tools).decode())
     remaining = None if limit is None else limit - total

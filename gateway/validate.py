@@ -13,9 +13,14 @@ import orjson
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from .errors import invalid_request
+from .errors import GatewayError, invalid_request
 
 CHAT_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+# Deepest nesting a request may have. orjson encodes at most 254 levels and decodes 1,024;
+# translation adds a few levels, and recursive Python checks (JSON Schema, Gemini schemas)
+# need headroom under the interpreter's recursion limit. Real requests nest below 30.
+MAX_DEPTH = 64
+_ORJSON_MAX_DEPTH = 254
 
 
 def json_body(body: bytes) -> dict[str, Any]:
@@ -29,7 +34,31 @@ def json_body(body: bytes) -> dict[str, Any]:
         raise invalid_request(f"The request body is not valid JSON: {exc.msg if hasattr(exc, 'msg') else exc}.") from exc
     if not isinstance(payload, dict):
         raise invalid_request("The request body must be a JSON object.")
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH:  # fewer brackets cannot nest deeper: the usual, free case
+        depth_check(payload)
     return payload
+
+
+def depth_check(payload: Any) -> None:
+    """A 400 for JSON nested deeper than MAX_DEPTH, so no later step (token counting, the
+    cache key, schema checks, the upstream body) meets a structure it cannot encode or
+    walk. orjson walks it in C: the value wrapped in lists so that orjson's own depth limit
+    falls at MAX_DEPTH."""
+    wrapped = payload
+    for _ in range(_ORJSON_MAX_DEPTH - MAX_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except orjson.JSONEncodeError as exc:
+        raise nesting_too_deep() from exc
+
+
+def nesting_too_deep() -> GatewayError:
+    return invalid_request(
+        f"The request is nested too deeply: JSON objects and arrays (also inside JSON strings such as tool-call "
+        f"arguments) may nest at most {MAX_DEPTH} levels.",
+        code="nesting_too_deep",
+    )
 
 
 def _type_name(value: Any) -> str:
@@ -58,11 +87,16 @@ def chat_request_validate(payload: dict[str, Any]) -> None:
         role = message.get("role")
         if role is None:
             raise invalid_request(f"Missing required parameter: '{where}.role'.", param=f"{where}.role")
+        if not isinstance(role, str):
+            raise invalid_request(f"Invalid type for '{where}.role': expected a string, got {_type_name(role)}.",
+                                  param=f"{where}.role")
         if role not in CHAT_ROLES:
             raise invalid_request(
                 f"Invalid value for '{where}.role': {role!r}. Supported values are: {', '.join(sorted(CHAT_ROLES))}.",
                 param=f"{where}.role",
             )
+        if not isinstance(message.get("name"), (str, type(None))):
+            raise invalid_request(f"Invalid type for '{where}.name': expected a string.", param=f"{where}.name")
         content = message.get("content")
         if content is None and role in ("system", "developer", "user", "tool"):
             raise invalid_request(f"Missing required parameter: '{where}.content'.", param=f"{where}.content")
@@ -89,6 +123,14 @@ def chat_request_validate(payload: dict[str, Any]) -> None:
         value = payload.get(name)
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             raise invalid_request(f"Invalid type for '{name}': expected a number, got {_type_name(value)}.", param=name)
+    for name, kind, expected in OPTIONAL_FIELD_TYPES:
+        value = payload.get(name)
+        if value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool)):
+            raise invalid_request(f"Invalid type for '{name}': expected {expected}, got {_type_name(value)}.", param=name)
+    options = payload.get("stream_options")
+    if options is not None and not isinstance(options.get("include_usage"), (bool, type(None))):
+        raise invalid_request("Invalid type for 'stream_options.include_usage': expected a boolean.",
+                              param="stream_options.include_usage")
     temperature = payload.get("temperature")
     if temperature is not None and not 0 <= temperature <= 2:
         raise invalid_request("Invalid value for 'temperature': expected a number from 0 to 2.", param="temperature")
@@ -101,6 +143,24 @@ def chat_request_validate(payload: dict[str, Any]) -> None:
     _response_format_validate(payload.get("response_format"))
 
 
+# optional chat fields an adapter reads or forwards: a wrong JSON type is the client's 400, not an upstream's surprise
+OPTIONAL_FIELD_TYPES: tuple[tuple[str, type, str], ...] = (
+    ("stream_options", dict, "an object"),
+    ("user", str, "a string"),
+    ("seed", int, "an integer"),
+    ("logit_bias", dict, "an object"),
+    ("logprobs", bool, "a boolean"),
+    ("top_logprobs", int, "an integer"),
+    ("parallel_tool_calls", bool, "a boolean"),
+    ("store", bool, "a boolean"),
+    ("metadata", dict, "an object"),
+    ("modalities", list, "an array"),
+    ("reasoning_effort", str, "a string"),
+    ("service_tier", str, "a string"),
+    ("prediction", dict, "an object"),
+    ("audio", dict, "an object"),
+    ("web_search_options", dict, "an object"),
+)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PART_TYPES = {"text", "image_url", "input_audio", "file", "refusal"}
 
@@ -109,7 +169,7 @@ def _content_part_validate(part: Any, where: str, role: str) -> None:
     if not isinstance(part, dict):
         raise invalid_request(f"Invalid type for '{where}': expected an object, got {_type_name(part)}.", param=where)
     kind = part.get("type")
-    if kind not in PART_TYPES:
+    if not isinstance(kind, str) or kind not in PART_TYPES:
         raise invalid_request(
             f"Invalid value for '{where}.type': {kind!r}. Supported values are: 'text', 'image_url', 'input_audio', 'file' and 'refusal'.",
             param=f"{where}.type",
@@ -124,6 +184,14 @@ def _content_part_validate(part: Any, where: str, role: str) -> None:
         if not isinstance(url, str):
             raise invalid_request(f"Missing required parameter: '{where}.image_url.url'.", param=f"{where}.image_url.url")
         image_url_validate(url, f"{where}.image_url.url")
+        if isinstance(image, dict) and not isinstance(image.get("detail"), (str, type(None))):
+            raise invalid_request(f"Invalid type for '{where}.image_url.detail': expected a string.", param=f"{where}.image_url.detail")
+    if kind in ("input_audio", "file"):
+        value = part.get(kind)
+        if not isinstance(value, dict) or not all(isinstance(v, (str, type(None))) for v in value.values()):
+            raise invalid_request(f"Invalid value for '{where}.{kind}': expected an object of strings.", param=f"{where}.{kind}")
+    if kind == "refusal" and not isinstance(part.get("refusal"), str):
+        raise invalid_request(f"Invalid type for '{where}.refusal': expected a string.", param=f"{where}.refusal")
 
 
 def image_url_validate(url: str, where: str) -> None:
@@ -170,6 +238,8 @@ def _schema_problem(schema_json: bytes) -> str | None:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return exc.message
+    except RecursionError:
+        return "the schema is nested too deeply"
     if schema.get("type", "object") != "object":
         return "the top-level schema must have type 'object'"
     return None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from tenants.api_auth import api_admin_required
+from tenants.api_schema import ManagementApiView, NameField, PolicySerializer
+from tenants.models import AdminToken
 
 from .models import ApiKey
+from .selectors import KeyAction, api_key_denial, key_actor
 from .services import (
     api_key_create,
     api_key_get,
@@ -31,7 +32,7 @@ def thresholds_validate(value: object) -> list[int]:
     return sorted(set(value))
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(PolicySerializer):
     revoked = serializers.SerializerMethodField()
 
     class Meta:
@@ -45,17 +46,18 @@ class ApiKeySerializer(serializers.ModelSerializer):
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = NameField()
 
 
-class ApiKeyUpdateSerializer(serializers.ModelSerializer):
+class ApiKeyUpdateSerializer(PolicySerializer):
     """Rename a key, set its limits and budget, and its response cache overrides (send only
     what changes; null clears a limit, or makes a cache setting the workspace's again)."""
+
+    name = NameField(required=False)
 
     class Meta:
         model = ApiKey
         fields = ["name", *POLICY_FIELDS, *CACHE_FIELDS]
-        extra_kwargs = {"name": {"required": False}}
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:
         return thresholds_validate(value)
@@ -73,7 +75,14 @@ def _created_by(request: Request) -> int | None:
     return request.user.pk if request.user.is_authenticated else None
 
 
-class ApiKeyListView(APIView):
+def _permission_check(request: Request, key: ApiKey, action: KeyAction) -> None:
+    token = request.auth if isinstance(request.auth, AdminToken) else None
+    actor = key_actor(membership=getattr(request._request, "membership", None), admin_token=token)
+    if denial := api_key_denial(actor=actor, key=key, action=action):
+        raise exceptions.PermissionDenied(denial)
+
+
+class ApiKeyListView(ManagementApiView):
     @extend_schema(responses=ApiKeySerializer(many=True), summary="List the workspace's API keys")
     def get(self, request: Request) -> Response:
         keys = api_keys_list(workspace=request._request.workspace)
@@ -90,7 +99,7 @@ class ApiKeyListView(APIView):
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
 
 
-class ApiKeyDetailView(APIView):
+class ApiKeyDetailView(ManagementApiView):
     def _key(self, request: Request, key_id: int) -> ApiKey:
         from django.http import Http404
 
@@ -112,15 +121,19 @@ class ApiKeyDetailView(APIView):
         fields = dict(data.validated_data)
         workspace = request._request.workspace
         if set(fields) - {"name"}:
-            api_admin_required(request, "Only the workspace's owners and admins can change a key's limits, "
-                                              "budget or cache settings.")
+            _permission_check(request, key, "policy")
         if "name" in fields:
+            _permission_check(request, key, "rename")
             key = api_key_rename(workspace=workspace, key=key, name=fields.pop("name"))
         if fields:
             key = api_key_policy_update(workspace=workspace, key=key, **fields)
         return Response(ApiKeySerializer(key).data)
 
-    @extend_schema(responses=ApiKeySerializer, summary="Revoke an API key")
+    @extend_schema(responses={200: ApiKeySerializer}, summary="Revoke an API key",
+                   description="The gateway refuses the key from now on. The key stays listed, with `revoked_at` "
+                   "set, and revoking it again changes nothing.")
     def delete(self, request: Request, key_id: int) -> Response:
-        key = api_key_revoke(workspace=request._request.workspace, key=self._key(request, key_id))
+        key = self._key(request, key_id)
+        _permission_check(request, key, "revoke")
+        key = api_key_revoke(workspace=request._request.workspace, key=key)
         return Response(ApiKeySerializer(key).data)

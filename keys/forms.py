@@ -1,4 +1,9 @@
+from decimal import Decimal
+from typing import Any
+
 from django import forms
+
+from billing.money import USD_PLACES, usd_plain
 
 
 class ApiKeyForm(forms.Form):
@@ -24,13 +29,23 @@ class ThresholdsField(forms.CharField):
         return numbers
 
 
+class UsdField(forms.DecimalField):
+    """An amount in USD to the 1e-8 costs are kept in, shown without trailing zeros."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_digits=18, decimal_places=USD_PLACES, **kwargs)
+
+    def prepare_value(self, value: object) -> object:
+        return usd_plain(value) if isinstance(value, Decimal) else value
+
+
 class SpendPolicyForm(forms.Form):
     """Rate limits and a budget (a key's or the workspace's)."""
 
     rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, required=False, help_text="Empty: no limit.")
     tpm_limit = forms.IntegerField(label="Tokens per minute", min_value=1, required=False, help_text="Empty: no limit.")
-    budget_amount = forms.DecimalField(label="Budget (USD)", min_value=0, max_digits=12, decimal_places=2, required=False,
-                                       help_text="Empty: no budget.")
+    budget_amount = UsdField(label="Budget (USD)", required=False,
+                             help_text="Empty: no budget. Sub-cent amounts are fine, e.g. 0.0005.")
     budget_period = forms.ChoiceField(label="Budget period", choices=[("daily", "Daily"), ("weekly", "Weekly"),
                                                                      ("monthly", "Monthly"), ("lifetime", "Lifetime")])
     budget_hard = forms.BooleanField(label="Hard limit (refuse requests that could pass the budget)", required=False)

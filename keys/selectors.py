@@ -1,9 +1,12 @@
-"""Reads about keys that need more than a one-line query: spend per period and per day."""
+"""Reads about keys that need more than a one-line query: who may change a key, spend per
+period and per day."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDate
@@ -11,9 +14,55 @@ from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
 from gateway.limits import _period
-from tenants.models import Workspace
+from tenants.models import AdminToken, Membership, Workspace
 
 from .models import ApiKey
+
+KeyAction = Literal["rename", "revoke", "policy"]
+
+
+@dataclass(frozen=True)
+class KeyActor:
+    """Who acts on a workspace's keys: a member (their user id and whether they are an owner or
+    admin) or a workspace admin token (an admin without a user)."""
+
+    user_id: int | None
+    is_admin: bool
+
+
+def key_actor(*, membership: Membership | None, admin_token: AdminToken | None = None) -> KeyActor | None:
+    """The actor behind a web session's membership or an admin token; None: neither.
+
+    An admin token acts as a workspace admin: only owners and admins issue them, and demoting or
+    removing the member who issued one revokes it (tenants.services)."""
+    if admin_token is not None:
+        return KeyActor(user_id=None, is_admin=True)
+    if membership is not None:
+        return KeyActor(user_id=membership.user_id, is_admin=membership.is_admin)
+    return None
+
+
+def api_key_denial(*, actor: KeyActor | None, key: ApiKey, action: KeyAction) -> str | None:
+    """Why `actor` may not `action` the key; None when it may. The one place that decides it,
+    for the web pages and the management API alike.
+
+    Owners and admins manage every key. A member renames and revokes only the keys they
+    created (keys without a recorded creator are the owners' and admins'); limits, budgets and
+    cache settings are for owners and admins only."""
+    if actor is None:
+        return "Sign in and pick a workspace, or send a workspace admin token."
+    if actor.is_admin:
+        return None
+    if action == "policy":
+        return "Only the workspace's owners and admins can change a key's limits, budget or cache settings."
+    if actor.user_id is None or key.created_by_id != actor.user_id:
+        return f"Only the key's creator and the workspace's owners and admins can {action} this key."
+    return None
+
+
+def api_keys_manageable_ids(*, actor: KeyActor | None, keys: list[ApiKey]) -> set[int]:
+    """The keys of `keys` that `actor` may rename and revoke (for showing the buttons)."""
+    return {key.pk for key in keys if api_key_denial(actor=actor, key=key, action="revoke") is None}
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime | None:

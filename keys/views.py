@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -14,7 +15,15 @@ from tenants.decorators import workspace_required
 
 from .forms import ApiKeyForm, ApiKeySettingsForm
 from .models import ApiKey
-from .selectors import key_spend_by_day, key_spend_this_period, period_start
+from .selectors import (
+    KeyAction,
+    api_key_denial,
+    api_keys_manageable_ids,
+    key_actor,
+    key_spend_by_day,
+    key_spend_this_period,
+    period_start,
+)
 from .services import (
     api_key_create,
     api_key_get,
@@ -35,6 +44,10 @@ def _key_or_404(request: HttpRequest, key_id: int) -> ApiKey:
     return key
 
 
+def _denial(request: HttpRequest, key: ApiKey, action: KeyAction) -> str | None:
+    return api_key_denial(actor=key_actor(membership=request.membership), key=key, action=action)
+
+
 @login_required
 @workspace_required
 def key_list(request: HttpRequest) -> HttpResponse:
@@ -46,6 +59,12 @@ def key_list(request: HttpRequest) -> HttpResponse:
         return redirect("keys:list")
     new_secret = request.session.pop(NEW_SECRET_SESSION_KEY, None)
     keys = api_keys_list(workspace=request.workspace)
+    manageable = api_keys_manageable_ids(actor=key_actor(membership=request.membership), keys=keys)
+    creator_ids = {k.created_by_id for k in keys if k.created_by_id}
+    creators = dict(get_user_model().objects.filter(pk__in=creator_ids).values_list("pk", "email"))
+    for key in keys:
+        key.can_manage = key.pk in manageable  # type: ignore[attr-defined]
+        key.creator_email = creators.get(key.created_by_id, "")  # type: ignore[attr-defined]
     return render(request, "keys/list.html", {"keys": keys, "form": form, "new_secret": new_secret})
 
 
@@ -54,6 +73,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _key_or_404(request, key_id)
+    if denial := _denial(request, key, "revoke"):
+        return HttpResponse(denial, status=403)
     api_key_revoke(workspace=request.workspace, key=key)
     messages.success(request, f"Key “{key.name}” revoked. It stops working within a second.")
     return redirect("keys:list")
@@ -64,6 +85,8 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_POST
 def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _key_or_404(request, key_id)
+    if denial := _denial(request, key, "rename"):
+        return HttpResponse(denial, status=403)
     form = ApiKeyForm(request.POST)
     if form.is_valid():
         api_key_rename(workspace=request.workspace, key=key, name=form.cleaned_data["name"])
@@ -79,12 +102,13 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
     """A key's limits, budget, cache settings, spend this period, spend by day and what the
     cache saved; admins edit the limits and cache settings."""
     key = _key_or_404(request, key_id)
-    can_edit = request.membership is not None and request.membership.is_admin
+    denial = _denial(request, key, "policy")
+    can_edit = denial is None
     initial = {name: getattr(key, name) for name in ApiKeySettingsForm.base_fields}
     form = ApiKeySettingsForm(request.POST or None, initial=initial)
     if request.method == "POST":
-        if not can_edit:
-            messages.error(request, "Only the workspace's owners and admins can change a key's settings.")
+        if denial:
+            messages.error(request, denial)
             return redirect("keys:detail", key_id=key.pk)
         if form.is_valid():
             api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)

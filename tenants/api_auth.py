@@ -17,18 +17,26 @@ from .services import ADMIN_TOKEN_PREFIX
 
 
 class AdminTokenAuthentication(authentication.BaseAuthentication):
+    """A Bearer header is taken as an attempt to use an admin token, so a wrong one is refused as
+    such instead of falling through to "credentials were not provided". Other schemes are left to
+    the session (a proxy in front may add Basic auth)."""
+
     def authenticate(self, request: Request) -> tuple[Any, AdminToken] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        header = authentication.get_authorization_header(request).decode("latin-1").strip()
         scheme, _, secret = header.partition(" ")
-        if scheme.lower() != "bearer" or not secret.startswith(ADMIN_TOKEN_PREFIX):
+        secret = secret.strip()
+        if scheme.lower() != "bearer":
             return None
-        token = (
-            AdminToken.objects.select_related("workspace")
-            .filter(token_hash=token_hash(secret.strip()), revoked_at__isnull=True)
-            .first()
-        )
+        if not secret.startswith(ADMIN_TOKEN_PREFIX):
+            hint = (
+                " API keys (sk-aip-...) call the gateway, not the management API." if secret.startswith("sk-") else ""
+            )
+            raise exceptions.AuthenticationFailed(f"Invalid admin token.{hint}")
+        token = AdminToken.objects.select_related("workspace").filter(token_hash=token_hash(secret)).first()
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked admin token.")
+            raise exceptions.AuthenticationFailed("Invalid admin token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This admin token has been revoked.")
         request._request.workspace = token.workspace  # type: ignore[attr-defined]
         request._request.membership = None  # type: ignore[attr-defined]
         connection.set_tenant(token.workspace)
@@ -46,7 +54,11 @@ class IsWorkspaceMember(permissions.BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if isinstance(request.auth, AdminToken):
             return True
-        return bool(request.user and request.user.is_authenticated and getattr(request._request, "workspace", None))
+        if not (request.user and request.user.is_authenticated):
+            if authentication.get_authorization_header(request):
+                raise exceptions.NotAuthenticated("Send a workspace admin token as `Authorization: Bearer <token>`.")
+            return False
+        return getattr(request._request, "workspace", None) is not None
 
 
 def api_admin_required(request: Request, message: str) -> None:

@@ -27,9 +27,13 @@ class WorkspaceForm(forms.Form):
     name = forms.CharField(max_length=100, label="Workspace name")
 
 
-class MemberAddForm(forms.Form):
-    email = forms.EmailField(label="Email of an existing user")
-    role = forms.ChoiceField(choices=[("member", "Member"), ("admin", "Admin")])
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="Email", help_text="They get a link to accept; they sign up first if they are new.")
+    role = forms.ChoiceField(choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")])
+
+
+class MemberRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")])
 
 
 class AdminTokenForm(forms.Form):

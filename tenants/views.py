@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,15 +16,33 @@ from cache.services import cache_clear
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
-from .forms import AdminTokenForm, MemberAddForm, MemberLimitsForm, WorkspaceForm, WorkspaceSettingsForm
+from .forms import (
+    AdminTokenForm,
+    InvitationForm,
+    MemberLimitsForm,
+    MemberRoleForm,
+    WorkspaceForm,
+    WorkspaceSettingsForm,
+)
 from .middleware import SESSION_KEY
-from .models import AdminToken, Membership
+from .models import AdminToken, Invitation, Membership
 from .services import (
+    InvitationInvalid,
+    MembershipError,
     admin_token_create,
     admin_token_revoke,
-    member_add,
+    invitation_accept,
+    invitation_create,
+    invitation_for_token,
+    invitation_resend,
+    invitation_revoke,
+    invitations_pending,
     member_limits_update,
+    member_remove,
+    member_role_change,
     membership_get,
+    membership_use,
+    user_has_email,
     workspace_create,
     workspace_policy_update,
 )
@@ -58,6 +76,9 @@ def workspace_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         workspace = workspace_create(name=form.cleaned_data["name"], owner=request.user)
         request.session[SESSION_KEY] = workspace.pk
+        created = membership_get(user=request.user, workspace_id=workspace.pk)
+        if created is not None:
+            membership_use(membership=created)
         messages.success(request, f"Workspace “{workspace.name}” created.")
         return redirect("home")
     return render(request, "tenants/workspace_new.html", {"form": form})
@@ -70,26 +91,152 @@ def workspace_switch(request: HttpRequest, workspace_id: int) -> HttpResponse:
     if membership is None:
         raise Http404("No such workspace.")
     request.session[SESSION_KEY] = membership.workspace_id
+    membership_use(membership=membership)
     return redirect("home")
+
+
+def _base_url(request: HttpRequest) -> str:
+    """Links in emails point at the host the admin is using."""
+    return request.build_absolute_uri("/").rstrip("/")
 
 
 @login_required
 @workspace_required
 def members(request: HttpRequest) -> HttpResponse:
-    form = MemberAddForm(request.POST or None)
+    """The workspace's members and pending invitations; owners and admins invite by email."""
+    form = InvitationForm(request.POST or None)
     if request.method == "POST":
         if not request.membership or not request.membership.is_admin:
-            return HttpResponse("Only the workspace's owners and admins can add members.", status=403)
+            return HttpResponse("Only the workspace's owners and admins can invite members.", status=403)
         if form.is_valid():
-            user = get_user_model().objects.filter(email__iexact=form.cleaned_data["email"]).first()
-            if user is None:
-                form.add_error("email", "No user with this email has signed up yet.")
+            try:
+                invitation = invitation_create(actor=request.membership, email=form.cleaned_data["email"],
+                                               role=form.cleaned_data["role"], base_url=_base_url(request))
+            except MembershipError as exc:
+                form.add_error(None, str(exc))
             else:
-                member_add(workspace=request.workspace, user=user, role=form.cleaned_data["role"])
-                messages.success(request, f"{user.email} added.")
+                messages.success(request, f"Invitation sent to {invitation.email}. They join once they accept it.")
                 return redirect("tenants:members")
-    memberships = Membership.objects.select_related("user").filter(workspace=request.workspace).order_by("created_at")
-    return render(request, "tenants/members.html", {"memberships": memberships, "form": form})
+    actor = request.membership
+    memberships = list(
+        Membership.objects.select_related("user").filter(workspace=request.workspace).order_by("created_at")
+    )
+    for m in memberships:
+        m.can_change_role = actor.is_owner or (actor.is_admin and not m.is_owner)  # type: ignore[attr-defined]
+        m.can_remove = m.pk == actor.pk or m.can_change_role  # type: ignore[attr-defined]
+    invitations = invitations_pending(workspace=request.workspace) if actor.is_admin else []
+    return render(request, "tenants/members.html", {
+        "memberships": memberships, "form": form, "invitations": invitations, "role_choices": Membership.Role.choices,
+    })
+
+
+def _member_or_404(request: HttpRequest, membership_id: int) -> Membership:
+    found = Membership.objects.select_related("user").filter(workspace=request.workspace, pk=membership_id)
+    membership = found.first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+@login_required
+@workspace_required
+@require_POST
+def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Pick a role: owner, admin or member.")
+        return redirect("tenants:members")
+    try:
+        member_role_change(actor=request.membership, membership=membership, role=form.cleaned_data["role"])
+    except MembershipError as exc:
+        return HttpResponse(str(exc), status=403)
+    messages.success(request, f"{membership.user.email} is now {membership.get_role_display().lower()}.")
+    return redirect("tenants:members")
+
+
+@login_required
+@workspace_required
+@require_POST
+def member_remove_view(request: HttpRequest, membership_id: int) -> HttpResponse:
+    membership = _member_or_404(request, membership_id)
+    leaving = membership.pk == request.membership.pk
+    try:
+        member_remove(actor=request.membership, membership=membership)
+    except MembershipError as exc:
+        return HttpResponse(str(exc), status=403)
+    if leaving:
+        messages.success(request, f"You left {request.workspace.name}.")
+        return redirect("home")
+    messages.success(request, f"{membership.user.email} removed; the keys they created are revoked.")
+    return redirect("tenants:members")
+
+
+def _invitation_or_404(request: HttpRequest, invitation_id: int) -> Invitation:
+    invitation = Invitation.objects.filter(workspace=request.workspace, pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+@require_POST
+def invitation_resend_view(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = _invitation_or_404(request, invitation_id)
+    try:
+        invitation_resend(actor=request.membership, invitation=invitation, base_url=_base_url(request))
+    except MembershipError as exc:
+        return HttpResponse(str(exc), status=403)
+    messages.success(request, f"Invitation sent again to {invitation.email}; the earlier link no longer works.")
+    return redirect("tenants:members")
+
+
+@login_required
+@workspace_required
+@workspace_admin_required
+@require_POST
+def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    invitation = _invitation_or_404(request, invitation_id)
+    invitation_revoke(actor=request.membership, invitation=invitation)
+    messages.success(request, f"Invitation for {invitation.email} revoked.")
+    return redirect("tenants:members")
+
+
+INVITATION_PROBLEMS = {
+    "unknown": "This invitation link is not valid. Check that you copied all of it, or ask for a new invitation.",
+    "revoked": "This invitation was revoked. Ask the workspace's owner for a new one if you still need access.",
+    "used": "This invitation was already accepted. Each link works once.",
+    "expired": "This invitation has expired. Ask the workspace's owner to send it again.",
+}
+
+
+def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: shows the invitation, and accepts it on POST for the invited email."""
+    try:
+        invitation = invitation_for_token(token=token)
+    except InvitationInvalid as exc:
+        status = 404 if exc.reason == "unknown" else 410
+        return render(request, "tenants/invitation_invalid.html",
+                      {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=status)
+    signed_in_as_invitee = request.user.is_authenticated and user_has_email(user=request.user, email=invitation.email)
+    if request.method == "POST":
+        if not request.user.is_authenticated:
+            return redirect(f"{settings.LOGIN_URL}?next={request.path}")
+        try:
+            membership = invitation_accept(token=token, user=request.user)
+        except InvitationInvalid as exc:
+            return render(request, "tenants/invitation_invalid.html",
+                          {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=410)
+        except MembershipError as exc:
+            context = {"invitation": invitation, "error": str(exc)}
+            return render(request, "tenants/invitation.html", context, status=403)
+        request.session[SESSION_KEY] = membership.workspace_id
+        messages.success(request, f"Welcome to {membership.workspace.name}.")
+        return redirect("home")
+    return render(request, "tenants/invitation.html",
+                  {"invitation": invitation, "signed_in_as_invitee": signed_in_as_invitee})
 
 
 @login_required

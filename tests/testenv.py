@@ -4,7 +4,9 @@ reads the settings, so the suite never touches `make run`'s data:
 - embedded servers: the suite's own, under .aiproxy/test;
 - an external DATABASE_URL: its database name with `_test` appended (the suite drops and
   recreates that database);
-- an external REDIS_URL: only that logical database is flushed.
+- an external REDIS_URL: only that logical database is flushed;
+- secrets: the suite counts as the embedded development stack (AIPROXY_DEV_SECRETS), so
+  SECRET_KEY and AIPROXY_ENCRYPTION_KEY are generated under its data directory.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ os.environ["AIPROXY_DATA_DIR"] = os.environ.get("AIPROXY_TEST_DATA_DIR") or str(
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 EXTERNAL_REDIS = bool(os.environ.get("REDIS_URL"))
 if os.environ.get("DATABASE_URL"):
+    os.environ.setdefault("AIPROXY_DEV_SECRETS", "1")  # the suite's secrets: generated under its data dir
     _url = urlparse(os.environ["DATABASE_URL"])
     if not _url.path.rstrip("/").endswith("_test"):
         os.environ["DATABASE_URL"] = _url._replace(path=_url.path.rstrip("/") + "_test").geturl()

@@ -42,6 +42,7 @@ import orjson
 from .. import upstream
 from ..directory import Deployment
 from ..errors import GatewayError, invalid_request, upstream_timeout, upstream_unreachable
+from ..validate import nesting_too_deep
 
 
 @dataclass(slots=True)
@@ -125,7 +126,14 @@ async def upstream_post(
     error_from: ErrorParser,
 ) -> upstream.Response:
     """POST JSON upstream; network failures -> 502/504; HTTP errors -> error_from(...)."""
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    try:
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        # the client's JSON is depth-checked on arrival, but JSON strings (tool-call arguments,
+        # tool results) are parsed into the upstream body here and may nest past orjson's limit
+        if "Recursion" not in str(exc):
+            raise
+        raise nesting_too_deep() from exc
     try:
         response = await session.post(url, data=data, headers=headers)
     except TimeoutError as exc:

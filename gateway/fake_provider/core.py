@@ -15,7 +15,7 @@ directives anywhere in the last user message:
   [[fake:ttft_ms=N]]     wait N ms before the first streamed token
   [[fake:tps=N]]         stream N tokens per second after the first
   [[fake:chunk_ms=N]]    wait N ms between streamed chunks (overrides tps)
-  [[fake:words=N]]       answer with N words (default 12)
+  [[fake:words=N]]       answer with N words (default 12, at most MAX_WORDS)
   [[fake:no_usage]]      report no usage (the gateway must count tokens itself)
   [[fake:parallel]]      call every offered tool at once (parallel tool calls)
   [[fake:text]]          answer with text even when tools are offered
@@ -53,6 +53,38 @@ DEFAULTS = {
     "tps": float(os.environ.get("FAKE_TPS", "0")),
     "words": int(os.environ.get("FAKE_WORDS", "12")),
 }
+
+# The most the fake builds for one request: obeyed, an `n` or `dimensions` near 2**31 would
+# take gigabytes. Each wire checks a request's sizes (`size_problem`, `embedding_problem`)
+# and answers its own 400 before building anything.
+MAX_CHOICES = 128  # OpenAI's limit for n
+MAX_EMBEDDING_INPUTS = 2_048  # OpenAI's limit for input items
+MAX_EMBEDDING_DIMENSIONS = 4_096
+MAX_EMBEDDING_VALUES = 1 << 20  # inputs x dimensions in one answer
+MAX_WORDS = 100_000  # [[fake:words=N]]
+
+
+def size_problem(name: str, value: Any, limit: int, *, low: int = 1) -> str | None:
+    """Why a requested size is refused (not an integer from low to limit), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return f"Invalid type for '{name}': expected an integer."
+    if value < low or value > limit:
+        return f"Invalid '{name}': expected a value from {low} to {limit}, but got {value} instead."
+    return None
+
+
+def embedding_problem(inputs: int, dimensions: Any, *, inputs_name: str, dimensions_name: str) -> tuple[str, str] | None:
+    """(parameter, why) an embeddings request is refused: too many inputs, too many
+    dimensions, or too many values in all; None if it is not."""
+    if inputs > MAX_EMBEDDING_INPUTS:
+        return inputs_name, f"Invalid '{inputs_name}': at most {MAX_EMBEDDING_INPUTS} inputs, but got {inputs} instead."
+    problem = size_problem(dimensions_name, dimensions, MAX_EMBEDDING_DIMENSIONS)
+    if problem is None and inputs * (dimensions or 16) > MAX_EMBEDDING_VALUES:
+        problem = (f"Invalid '{dimensions_name}': {inputs} inputs of {dimensions} dimensions are more than the "
+                   f"{MAX_EMBEDDING_VALUES} values this fake upstream returns at once.")
+    return (dimensions_name, problem) if problem else None
 
 
 @dataclass(slots=True)
@@ -198,7 +230,7 @@ def answer_plan(prompt: Prompt, directives: dict[str, str]) -> Answer:
         text = orjson.dumps(value).decode()
         pieces = [text[i : i + 8] for i in range(0, len(text), 8)]
         return Answer(text, pieces, [], "stop", None, prompt.prompt_tokens, max(1, len(pieces)), usage)
-    words = _words(prompt, int(directives.get("words", DEFAULTS["words"])))
+    words = _words(prompt, min(int(directives.get("words", DEFAULTS["words"])), MAX_WORDS))
     finish, stop_sequence = "stop", None
     for i, word in enumerate(words):
         hit = next((s for s in prompt.stop if s and s in word), None)
@@ -213,6 +245,7 @@ def answer_plan(prompt: Prompt, directives: dict[str, str]) -> Answer:
 
 def embedding_for(text: str, dimensions: int = 16) -> list[float]:
     """A deterministic unit vector for a text (same text, same vector)."""
+    dimensions = min(dimensions, MAX_EMBEDDING_DIMENSIONS)  # the wires refuse more; never build it
     values: list[float] = []
     counter = 0
     while len(values) < dimensions:

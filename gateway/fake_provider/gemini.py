@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from .core import (
+    MAX_EMBEDDING_DIMENSIONS,
     Answer,
     Prompt,
     Receive,
@@ -32,6 +33,7 @@ from .core import (
     paced,
     read_json,
     send_json,
+    size_problem,
     timing_for,
 )
 
@@ -424,6 +426,8 @@ def _embed_request(raw: Any, where: str, model: str | None) -> tuple[str, int]:
     if request.get("content") is None:
         raise Invalid(f"* EmbedContentRequest.{where + '.' if where else ''}content: content is not specified\n")
     content = content_parse(request["content"], f"{where + '.' if where else ''}content")
+    if problem := size_problem("outputDimensionality", request.get("outputDimensionality"), MAX_EMBEDDING_DIMENSIONS):
+        raise Invalid(f"* EmbedContentRequest.{where + '.' if where else ''}output_dimensionality: {problem}\n")
     return _text(content), int(request.get("outputDimensionality") or 16)
 
 

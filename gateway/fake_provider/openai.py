@@ -3,13 +3,16 @@ Embeddings and Models, as OpenAI's API reference describes them."""
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 import uuid
 from typing import Any
 
 import orjson
 
 from .core import (
+    MAX_CHOICES,
     Prompt,
     Receive,
     Send,
@@ -18,12 +21,14 @@ from .core import (
     count_words,
     directives_parse,
     embedding_for,
+    embedding_problem,
     fault_before_answer,
     non_stream_wait,
     now,
     paced,
     read_json,
     send_json,
+    size_problem,
     sse_end,
     sse_start,
     timing_for,
@@ -96,8 +101,14 @@ def prompt_parse(payload: dict[str, Any]) -> Prompt:
     )
 
 
+async def invalid_send(send: Send, param: str, message: str) -> None:
+    await send_json(send, 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}})
+
+
 async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_path: str | None) -> None:
     payload = await read_json(receive)
+    if problem := size_problem("n", payload.get("n"), MAX_CHOICES):
+        return await invalid_send(send, "n", problem)
     prompt = prompt_parse(payload)
     directives = directives_parse(prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
@@ -163,17 +174,31 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
     await sse_end(send, b"data: [DONE]\n\n")
 
 
+def _vector_encode(values: list[float], encoding: str) -> list[float] | str:
+    """OpenAI's `encoding_format`: "base64" is the vector's little-endian float32 bytes, in base64."""
+    if encoding == "base64":
+        return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
+    return values
+
+
 async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_from_path: str | None) -> None:
     payload = await read_json(receive)
     inputs = payload.get("input")
     texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
+    if refused := embedding_problem(len(texts), payload.get("dimensions"), inputs_name="input", dimensions_name="dimensions"):
+        return await invalid_send(send, *refused)
     directives = directives_parse(" ".join(t for t in texts if isinstance(t, str)))
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
         return
+    encoding = payload.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        await error_send(send, 400)
+        return
     dimensions = int(payload.get("dimensions") or 16)
-    data = [{"object": "embedding", "index": i, "embedding": embedding_for(str(t), dimensions)} for i, t in enumerate(texts)]
+    data = [{"object": "embedding", "index": i, "embedding": _vector_encode(embedding_for(str(t), dimensions), encoding)}
+            for i, t in enumerate(texts)]
     tokens = sum(count_words(str(t)) for t in texts)
     await send_json(send, 200, {"object": "list", "data": data, "model": model_from_path or payload.get("model", "fake"),
                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})

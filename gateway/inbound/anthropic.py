@@ -62,6 +62,7 @@ def _blocks_validate(content: Any, where: str, role: str) -> None:
         at = f"{where}.{j}"
         _need(isinstance(block, dict), f"{at}: Input should be an object.")
         kind = block.get("type")
+        _need(isinstance(kind, str), f"{at}.type: Input should be a valid string, got {_type_name(kind)}.")
         if kind not in BLOCK_TYPES:
             continue  # documents, thinking, server tools...: checked against the upstream kind later
         if kind == "text":
@@ -83,6 +84,9 @@ def _blocks_validate(content: Any, where: str, role: str) -> None:
         elif kind == "tool_result":
             _need(role == "user", f"{at}: tool_result blocks are only allowed in user messages.")
             _need(isinstance(block.get("tool_use_id"), str), f"{at}.tool_use_id: Field required.")
+            result = block.get("content")
+            _need(result is None or isinstance(result, str) or (isinstance(result, list) and all(isinstance(b, dict) for b in result)),
+                  f"{at}.content: Input should be a string or a list of content blocks, got {_type_name(result)}.")
 
 
 def messages_request_validate(body: dict[str, Any], *, count_only: bool = False) -> None:
@@ -114,6 +118,8 @@ def messages_request_validate(body: dict[str, Any], *, count_only: bool = False)
         _need(isinstance(tools, list), "tools: Input should be a valid list.")
         for i, tool in enumerate(tools):
             _need(isinstance(tool, dict) and isinstance(tool.get("name"), str), f"tools.{i}.name: Field required.")
+            _need(isinstance(tool.get("type"), (str, type(None))), f"tools.{i}.type: Input should be a valid string.")
+            _need(isinstance(tool.get("description"), (str, type(None))), f"tools.{i}.description: Input should be a valid string.")
             if "input_schema" in tool or tool.get("type") in (None, "custom"):
                 problem = _schema_problem(orjson.dumps(tool.get("input_schema")))
                 _need(problem is None, f"tools.{i}.input_schema: not a valid JSON Schema: {problem}.")
@@ -123,12 +129,25 @@ def messages_request_validate(body: dict[str, Any], *, count_only: bool = False)
               "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'.")
         if choice["type"] == "tool":
             _need(isinstance(choice.get("name"), str), "tool_choice.name: Field required.")
-    if count_only:
-        return
+        _need(isinstance(choice.get("disable_parallel_tool_use"), (bool, type(None))),
+              "tool_choice.disable_parallel_tool_use: Input should be a valid boolean.")
+    metadata = body.get("metadata")
+    if metadata is not None:
+        _need(isinstance(metadata, dict), f"metadata: Input should be a valid dictionary, got {_type_name(metadata)}.")
+        _need(isinstance(metadata.get("user_id"), (str, type(None))), "metadata.user_id: Input should be a valid string.")
     temperature = body.get("temperature")
     if temperature is not None:
         _need(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and 0 <= temperature <= 1,
               "temperature: Input should be a number from 0 to 1.")
+    top_p = body.get("top_p")
+    if top_p is not None:
+        _need(isinstance(top_p, (int, float)) and not isinstance(top_p, bool) and 0 <= top_p <= 1,
+              "top_p: Input should be a number from 0 to 1.")
+    top_k = body.get("top_k")
+    if top_k is not None:
+        _need(isinstance(top_k, int) and not isinstance(top_k, bool) and top_k >= 0, "top_k: Input should be a non-negative integer.")
+    for name in ("service_tier", "inference_geo", "speed"):
+        _need(isinstance(body.get(name), (str, type(None))), f"{name}: Input should be a valid string.")
     stop = body.get("stop_sequences")
     if stop is not None:
         _need(isinstance(stop, list) and all(isinstance(s, str) for s in stop), "stop_sequences: Input should be a list of strings.")

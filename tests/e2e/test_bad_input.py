@@ -192,3 +192,171 @@ def test_image_parts_only_in_user_messages(gateway_url, sdk_key):  # type: ignor
     response = _openai_post(gateway_url, secret, {"model": "fake-openai", "messages": [{"role": "system", "content": [
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_BASE64}"}}]}]})
     assert response.status_code == 400 and response.json()["error"]["param"] == "messages[0].content[0]"
+
+
+def _post(gateway_url: str, secret: str, path: str, raw: bytes) -> httpx.Response:
+    headers = {"authorization": f"Bearer {secret}", "x-api-key": secret, "x-goog-api-key": secret,
+               "anthropic-version": "2023-06-01", "content-type": "application/json"}
+    return httpx.post(gateway_url + path, content=raw, headers=headers, timeout=30)
+
+
+def _error_message(path: str, response: httpx.Response) -> str:
+    """The error's message, read in the API's own error format (asserting that format)."""
+    data = response.json()
+    if path.startswith("/v1/messages"):
+        assert data["type"] == "error" and data["error"]["type"] == "invalid_request_error"
+        return data["error"]["message"]  # type: ignore[no-any-return]
+    if path.startswith("/v1beta/"):
+        assert data["error"]["code"] == response.status_code and data["error"]["status"]
+        return data["error"]["message"]  # type: ignore[no-any-return]
+    if path.startswith("/v2/"):
+        assert set(data) == {"id", "message"}
+        return data["message"]  # type: ignore[no-any-return]
+    assert data["error"]["type"] == "invalid_request_error"
+    return data["error"]["message"]  # type: ignore[no-any-return]
+
+
+DEEP_BODIES = [  # (path, body with DEEP where the nesting goes)
+    ("/v1/chat/completions", '{"model": "fake-openai", "messages": [{"role": "user", "content": "hi"}], "metadata": DEEP}'),
+    ("/v1/chat/completions", '{"model": "fake-gemini", "messages": [{"role": "user", "content": "hi"}], "tools": [{"type": '
+                             '"function", "function": {"name": "w", "parameters": {"type": "object", "properties": {"a": DEEP}}}}]}'),
+    ("/v1/chat/completions", '{"model": "fake-anthropic", "messages": [{"role": "user", "content": "hi", "x": DEEP}]}'),
+    ("/v1/embeddings", '{"model": "fake-openai", "input": "hi", "user": DEEP}'),
+    ("/v1/messages", '{"model": "fake-anthropic", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "x": DEEP}'),
+    ("/v1/messages", '{"model": "fake-openai", "max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": '
+                     '"tool_use", "id": "t", "name": "w", "input": {"a": DEEP}}]}, {"role": "user", "content": "hi"}]}'),
+    ("/v1/messages/count_tokens", '{"model": "fake-openai", "messages": [{"role": "user", "content": "hi"}], '
+                                  '"tools": [{"name": "w", "input_schema": {"type": "object", "properties": {"a": DEEP}}}]}'),
+    ("/v1beta/models/fake-openai:generateContent", '{"contents": [{"parts": [{"functionCall": {"name": "w", "args": DEEP}}]}]}'),
+    ("/v1beta/models/fake-gemini:countTokens", '{"contents": [{"parts": [{"text": "hi"}]}], "x": DEEP}'),
+    ("/v1beta/models/fake-openai:embedContent", '{"content": {"parts": [{"text": "hi"}]}, "title": DEEP}'),
+    ("/v2/chat", '{"model": "fake-cohere", "messages": [{"role": "user", "content": "hi"}], "response_format": '
+                 '{"type": "json_object", "json_schema": DEEP}}'),
+    ("/v2/embed", '{"model": "fake-cohere", "texts": ["hi"], "input_type": "search_query", "x": DEEP}'),
+]
+
+
+@pytest.mark.parametrize("depth", [254, 300, 1024])
+@pytest.mark.parametrize(("path", "template"), DEEP_BODIES, ids=[f"{p}-{i}" for i, (p, _) in enumerate(DEEP_BODIES)])
+def test_json_nested_too_deep_in_any_field_is_a_400_in_the_apis_format(gateway_url, sdk_key, path, template, depth):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    for nested in ("[" * depth + "]" * depth, '{"a":' * depth + "1" + "}" * depth):
+        response = _post(gateway_url, secret, path, template.replace("DEEP", nested).encode())
+        assert response.status_code == 400, response.text[:300]
+        assert "nest" in _error_message(path, response) or "depth" in _error_message(path, response)
+
+
+def test_json_nested_within_the_limit_still_works(gateway_url, sdk_key):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    nested = '{"a":' * 60 + "1" + "}" * 60
+    raw = '{"model": "fake-openai", "messages": [{"role": "user", "content": "hi"}], "metadata": {"k": "v"}, "x": NEST}'
+    response = _post(gateway_url, secret, "/v1/chat/completions", raw.replace("NEST", nested).encode())
+    assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("metadata", ["user-1", 7, ["user_id"], True, {"user_id": ["x"]}])
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+@pytest.mark.parametrize("model", ["fake-anthropic", "fake-openai"])
+def test_anthropic_metadata_of_the_wrong_type_is_a_400(gateway_url, sdk_key, metadata, path, model):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    body = {"model": model, "max_tokens": 5, "messages": [USER], "metadata": metadata}
+    response = _post(gateway_url, secret, path, httpx.Request("POST", "/", json=body).content)
+    assert response.status_code == 400 and "metadata" in _error_message(path, response)
+
+
+WRONG_TYPES = [["user"], {"role": "user"}, 1, 1.5, True]
+
+
+@pytest.mark.parametrize("role", WRONG_TYPES, ids=repr)
+@pytest.mark.parametrize(("path", "extra"), [
+    ("/v1/chat/completions", {"model": "fake-openai"}), ("/v1/chat/completions", {"model": "fake-gemini"}),
+    ("/v1/messages", {"model": "fake-anthropic", "max_tokens": 5}), ("/v1/messages", {"model": "fake-cohere", "max_tokens": 5}),
+    ("/v1/messages/count_tokens", {"model": "fake-openai"}), ("/v2/chat", {"model": "fake-cohere"}),
+])
+def test_a_role_of_the_wrong_type_is_a_400(gateway_url, sdk_key, role, path, extra):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    body = {**extra, "messages": [{"role": role, "content": "hi"}]}
+    response = _post(gateway_url, secret, path, httpx.Request("POST", "/", json=body).content)
+    assert response.status_code == 400 and "role" in _error_message(path, response)
+
+
+@pytest.mark.parametrize("part_type", [["text"], {"t": 1}, 3])
+def test_a_content_block_type_of_the_wrong_type_is_a_400(gateway_url, sdk_key, part_type):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    for path, body in [
+        ("/v1/chat/completions", {"model": "fake-openai", "messages": [{"role": "user", "content": [{"type": part_type, "text": "hi"}]}]}),
+        ("/v1/messages", {"model": "fake-anthropic", "max_tokens": 5,
+                          "messages": [{"role": "user", "content": [{"type": part_type, "text": "hi"}]}]}),
+    ]:
+        response = _post(gateway_url, secret, path, httpx.Request("POST", "/", json=body).content)
+        assert response.status_code == 400 and "type" in _error_message(path, response)
+
+
+@pytest.mark.parametrize("tool_calls", [1.5, "x", {"a": 1}, [1, "x", {"function": 5}]], ids=repr)
+def test_odd_tool_calls_in_an_over_long_prompt_are_counted_not_crashed_on(gateway_url, sdk_key, tool_calls):  # type: ignore[no-untyped-def]
+    """tiny-window's context check counts the prompt before anything else reads the tool calls."""
+    _, secret = sdk_key
+    body = {"model": "tiny-window", "messages": [{"role": "user", "content": "lorem ipsum " * 2000, "tool_calls": tool_calls}]}
+    response = _openai_post(gateway_url, secret, body)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "context_length_exceeded"
+
+
+@pytest.mark.parametrize(("field", "value"), [("stream_options", "yes"), ("stream_options", {"include_usage": "yes"}),
+                                              ("user", ["u"]), ("metadata", "m"), ("parallel_tool_calls", "no"),
+                                              ("logprobs", 1), ("seed", "7")])
+@pytest.mark.parametrize("model", ["fake-openai", "fake-anthropic", "fake-gemini", "fake-cohere"])
+def test_optional_openai_fields_of_the_wrong_type_are_a_400(gateway_url, sdk_key, field, value, model):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    response = _openai_post(gateway_url, secret, {"model": model, "messages": [USER], "stream": True, field: value})
+    assert response.status_code == 400 and response.json()["error"]["param"].startswith(field)
+
+
+METHOD_CASES = [  # (method, path, allowed)
+    ("GET", "/v1/chat/completions", "POST"), ("PUT", "/v1/chat/completions", "POST"), ("DELETE", "/v1/embeddings", "POST"),
+    ("GET", "/v1/messages", "POST"), ("GET", "/v1/messages/count_tokens", "POST"), ("PATCH", "/v2/chat", "POST"),
+    ("GET", "/v2/embed", "POST"), ("GET", "/v1beta/models/fake-gemini:generateContent", "POST"),
+    ("GET", "/v1beta/models/fake-gemini:embedContent", "POST"), ("POST", "/v1/models", "GET"),
+    ("DELETE", "/v1/models/fake-openai", "GET"), ("POST", "/v1beta/models", "GET"), ("PUT", "/v1beta/models/fake-gemini", "GET"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), METHOD_CASES, ids=[f"{m} {p}" for m, p, _ in METHOD_CASES])
+@pytest.mark.parametrize("with_key", [True, False])
+def test_a_wrong_method_on_a_gateway_url_is_a_405_naming_the_allowed_one(gateway_url, sdk_key, method, path, allowed, with_key):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    headers = {"authorization": f"Bearer {secret}", "x-api-key": secret} if with_key else {}
+    if path.startswith("/v1/messages"):
+        headers["anthropic-version"] = "2023-06-01"
+    response = httpx.request(method, gateway_url + path, headers=headers, timeout=30)
+    assert response.status_code == 405 and response.headers["allow"] == allowed
+    data = response.json()
+    if path.startswith("/v1/messages"):
+        assert data["type"] == "error" and allowed in data["error"]["message"]
+    elif path.startswith("/v1beta/"):
+        assert data["error"]["code"] == 405 and allowed in data["error"]["message"]
+    elif path.startswith("/v2/"):
+        assert allowed in data["message"]
+    else:
+        assert data["error"]["code"] == "method_not_allowed" and allowed in data["error"]["message"]
+
+
+def test_an_unknown_gateway_url_is_still_a_404(gateway_url, sdk_key):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    response = httpx.get(gateway_url + "/v1/nothing-here", headers={"authorization": f"Bearer {secret}"}, timeout=30)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("model", ["fake-anthropic", "fake-gemini", "fake-cohere", "fake-openai"])
+def test_json_strings_nested_too_deep_are_a_400_when_translated(gateway_url, sdk_key, model):  # type: ignore[no-untyped-def]
+    """Tool-call arguments and tool results are JSON inside strings; adapters parse them into
+    the upstream's body, where nesting past the limit is the client's 400."""
+    _, secret = sdk_key
+    deep = '{"a":' * 300 + "1" + "}" * 300
+    body = {"model": model, "messages": [
+        USER, {"role": "assistant", "content": None,
+               "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "w", "arguments": deep}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": deep}]}
+    response = _openai_post(gateway_url, secret, body)
+    assert response.status_code in (200, 400), response.text[:300]
+    if response.status_code == 400:
+        assert response.json()["error"]["type"] == "invalid_request_error"

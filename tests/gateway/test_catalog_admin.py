@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import orjson
 from django.db import connection
 from django.test import Client
 
+from gateway.bounds import BOUND_NAMES, DEFAULT_BOUNDS
 from gateway.directory import CATALOG_KEY, redis_sync
 from gateway.models import Model, Provider
 
@@ -58,3 +61,61 @@ def test_model_added_in_admin_is_published_to_gateway_catalog(make_user):  # typ
     entry = next(m for m in snapshot["models"] if m["public_name"] == "llama-local")
     assert entry["upstream_name"] == "meta-llama/Llama-3.1-8B" and entry["input_price_per_mtok"] == "0.100000"
     assert b"local-secret-abc" not in raw, "credentials stay encrypted in Redis too"
+
+
+def _model_form(model: Model, **changes: str) -> dict[str, object]:
+    data: dict[str, object] = {
+        "public_name": model.public_name, "provider": model.provider_id, "upstream_name": model.upstream_name,
+        "input_price_per_mtok": str(model.input_price_per_mtok), "output_price_per_mtok": str(model.output_price_per_mtok),
+        "context_window": "", "enabled": "on", "rpm_limit": "", "tpm_limit": "",
+    }
+    data.update(changes)
+    return data
+
+
+def _published_bounds(public_name: str) -> dict[str, int]:
+    snapshot = orjson.loads(redis_sync().get(CATALOG_KEY) or b"{}")
+    return next(m["bounds"] for m in snapshot["models"] if m["public_name"] == public_name)  # type: ignore[no-any-return]
+
+
+def test_request_bounds_edited_in_admin_are_published_to_gateway_catalog(make_user):  # type: ignore[no-untyped-def]
+    client = _staff_client(make_user)
+    provider = Provider.objects.create(name="bounds-vllm", kind="openai-compatible", base_url="http://127.0.0.1:9/v1")
+    model = Model.objects.create(public_name="bounded-llama", provider=provider, upstream_name="llama")
+    assert _published_bounds("bounded-llama") == {name: getattr(DEFAULT_BOUNDS, name) for name in BOUND_NAMES}
+    page = client.get(f"/admin/gateway/model/{model.pk}/change/").content.decode()
+    assert "Request bounds" in page and 'name="max_embedding_dimensions"' in page
+    response = client.post(f"/admin/gateway/model/{model.pk}/change/", _model_form(
+        model, max_n="2", max_output_tokens="4096", max_stop_sequences="4", max_top_logprobs="5", max_logit_bias="10",
+        max_embedding_dimensions="", max_embedding_inputs="96"))
+    assert response.status_code == 302
+    bounds = _published_bounds("bounded-llama")
+    assert (bounds["max_n"], bounds["max_output_tokens"], bounds["max_embedding_inputs"]) == (2, 4096, 96)
+    assert bounds["max_embedding_dimensions"] == DEFAULT_BOUNDS.max_embedding_dimensions, "empty is the default"
+    # a form without the bounds (a script written before they existed) keeps them
+    assert client.post(f"/admin/gateway/model/{model.pk}/change/", _model_form(model)).status_code == 302
+    assert _published_bounds("bounded-llama")["max_n"] == 2
+
+
+def test_admin_refuses_a_zero_bound_on_choices(make_user):  # type: ignore[no-untyped-def]
+    client = _staff_client(make_user)
+    provider = Provider.objects.create(name="bounds-zero", kind="openai-compatible", base_url="http://127.0.0.1:9/v1")
+    model = Model.objects.create(public_name="bounded-zero", provider=provider, upstream_name="llama")
+    response = client.post(f"/admin/gateway/model/{model.pk}/change/", _model_form(model, max_n="0"))
+    assert response.status_code == 200 and "greater than or equal to 1" in response.content.decode()
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def test_admin_shows_the_azure_resource_placeholder_in_the_base_url_help(make_user):  # type: ignore[no-untyped-def]
+    page = _staff_client(make_user).get("/admin/gateway/provider/add/").content.decode()
+    parser = _VisibleText()
+    parser.feed(page)
+    assert "Azure https://<resource>.openai.azure.com" in "".join(parser.parts)

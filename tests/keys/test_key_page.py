@@ -11,6 +11,7 @@ from django.test import Client
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
+from billing.money import usd_format
 from gateway.directory import KEY_PREFIX, redis_sync
 from keys.services import api_key_create, api_key_policy_update
 from keys.tokens import token_hash
@@ -39,7 +40,7 @@ def test_key_page_shows_limits_budget_spend_and_a_day_chart(make_user, make_work
     page = client.get(f"/keys/{key.pk}/").content.decode()
     assert "120 requests / minute" in page and "$10.00" in page and "monthly, hard limit" in page
     this_month = Decimal("2.00") + (Decimal("0.50") if (now - timedelta(days=3)).month == now.month else 0)
-    assert f"${this_month:.4f}" in page and f"{int(this_month * 10)}% of the budget" in page
+    assert usd_format(this_month) in page and f"{int(this_month * 10)}% of the budget" in page
     assert f'data-day="{now:%Y-%m-%d}" data-cost="2.00000000"' in page
     assert f'data-day="{now - timedelta(days=3):%Y-%m-%d}" data-cost="0.50000000"' in page
     assert page.count('class="bar"') == 30

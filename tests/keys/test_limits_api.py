@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 from rest_framework.test import APIClient
 
@@ -60,7 +62,6 @@ def test_workspace_settings_publish_to_every_key(make_workspace):  # type: ignor
     }, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["budget_alert_recipients"] == "finance@example.com\ncto@example.com"
-    assert response.json()["plan"] is None
     for key in (first, second):
         shared = _record(key["key"])["policy"]["workspace"]
         assert shared["rpm"] == 600 and shared["budget"]["amount"] == "100.00" and shared["fail_open"] is True
@@ -99,3 +100,31 @@ def test_a_member_may_rename_a_key_but_not_change_its_limits_or_cache(make_works
     renamed = client.patch(f"/api/keys/{key.pk}/", {"name": "renamed"}, content_type="application/json")
     assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
     assert client.get(f"/api/keys/{key.pk}/").json()["cache_semantic"] is None
+
+
+def test_workspace_plan_reads_the_same_in_the_api_as_in_the_ui(make_workspace, make_user, client):  # type: ignore[no-untyped-def]
+    from billing.models import Plan
+    from tenants.services import workspace_policy_update
+
+    owner = make_user()
+    workspace = make_workspace(owner=owner)
+    _, secret = admin_token_create(workspace=workspace, name="ci", created_by=None)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client.force_login(owner)
+    session = client.session
+    session["workspace_id"] = workspace.pk
+    session.save()
+
+    def ui_plan() -> str:
+        page = client.get("/workspaces/settings/").content.decode()
+        match = re.search(r'data-testid="plan">Plan: <strong>([^<]+)</strong>', page)
+        assert match, page[:2000]
+        return match.group(1)
+
+    body = api.get("/api/workspace/").json()
+    assert (body["plan"], body["plan_name"]) == ("free", "Free") and ui_plan() == "Free"
+    pro, _ = Plan.objects.get_or_create(code="pro-test", defaults={"name": "Pro test", "monthly_request_quota": None})
+    workspace_policy_update(workspace=workspace, plan=pro)
+    body = api.get("/api/workspace/").json()
+    assert (body["plan"], body["plan_name"]) == ("pro-test", "Pro test") and ui_plan() == "Pro test"

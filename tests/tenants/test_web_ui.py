@@ -72,15 +72,19 @@ def test_outsider_cannot_switch_to_or_see_another_workspace(make_user, make_work
     assert client.get("/keys/", HTTP_HOST=private.host).status_code == 403
 
 
-def test_admin_adds_member_and_member_cannot_add(make_user, make_workspace):  # type: ignore[no-untyped-def]
+@override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+def test_admin_invites_member_and_member_cannot_invite(make_user, make_workspace):  # type: ignore[no-untyped-def]
     owner, colleague, third = make_user(), make_user(), make_user()
     workspace = make_workspace(owner=owner)
     client = Client()
     client.force_login(owner)
     client.post("/workspaces/members/", {"email": colleague.email, "role": "member"})
-    assert Membership.objects.filter(workspace=workspace, user=colleague, role="member").exists()
+    assert not Membership.objects.filter(workspace=workspace, user=colleague).exists(), "joining takes consent"
+    link = re.search(r"https?://\S+/workspaces/invite/\S+/", mail.outbox[-1].body).group(0)
     member_client = Client()
     member_client.force_login(colleague)
+    member_client.post(link)
+    assert Membership.objects.filter(workspace=workspace, user=colleague, role="member").exists()
     member_client.post(f"/workspaces/switch/{workspace.pk}/")
     assert member_client.post("/workspaces/members/", {"email": third.email, "role": "admin"}).status_code == 403
 

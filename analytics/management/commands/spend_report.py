@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from analytics.selectors import spend_by_key_and_model
+from billing.money import usd_format
 from keys.selectors import period_start
 from tenants.models import Workspace
 
@@ -41,5 +42,6 @@ class Command(BaseCommand):
             total += row["cost"]
         self.stdout.write(f"{'total':<30} {'':<28} {sum(r['requests'] for r in rows):>9} {'':>11} {'':>11} {total:>14.8f}")
         if found.budget_amount is not None:
-            self.stdout.write(f"\nWorkspace budget: ${found.budget_amount} {found.budget_period}; "
-                              f"spent ${total.quantize(Decimal('0.01'))} ({(100 * total / found.budget_amount) if found.budget_amount else 0:.1f}%).")
+            share = (100 * total / found.budget_amount) if found.budget_amount else 0
+            self.stdout.write(f"\nWorkspace budget: {usd_format(found.budget_amount)} {found.budget_period}; "
+                              f"spent {usd_format(total)} ({share:.1f}%).")
