@@ -66,12 +66,12 @@ def test_usage_page_shows_hit_rate_and_savings_per_key_and_model(make_user, make
     client.force_login(owner)
     page = client.get("/usage/").content.decode()
     assert 'data-testid="hit-rate">57%' in page and "4 of 7 requests: 2 exact, 2 semantic" in page
-    assert 'data-testid="saved">$0.5000' in page
+    assert 'data-testid="saved">$0.50' in page
     assert 'data-testid="savings-by-key"' in page and 'data-testid="savings-by-model"' in page
-    assert "<td>alpha</td><td>4</td>\n<td>75%</td><td>2 (50%)</td>\n<td>1 (25%)</td><td>$0.2500</td>" in page
-    assert "<td>gpt-b</td><td>3</td>\n<td>67%</td><td>0 (0%)</td>\n<td>2 (67%)</td><td>$0.3000</td>" in page
+    assert "<td>alpha</td><td>4</td>\n<td>75%</td><td>2 (50%)</td>\n<td>1 (25%)</td><td>$0.25</td>" in page
+    assert "<td>gpt-b</td><td>3</td>\n<td>67%</td><td>0 (0%)</td>\n<td>2 (67%)</td><td>$0.30</td>" in page
     older = client.get("/usage/?days=90").content.decode()
-    assert 'data-testid="saved">$9.5000' in older and "<strong>90 days</strong>" in older
+    assert 'data-testid="saved">$9.50' in older and "<strong>90 days</strong>" in older
 
 
 def test_usage_page_explains_when_nothing_was_served_from_the_cache(make_user, make_workspace):  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def test_key_page_shows_what_the_cache_saved_for_that_key(make_user, make_worksp
     client = Client()
     client.force_login(owner)
     page = client.get(f"/keys/{alpha.pk}/").content.decode()
-    assert "<strong>$0.2500</strong> saved" in page and "75% hit rate: 2 exact, 1 semantic of 4 requests" in page
+    assert "<strong>$0.25</strong> saved" in page and "75% hit rate: 2 exact, 1 semantic of 4 requests" in page
     assert 'data-testid="key-savings-by-model"' in page
     fresh, _ = api_key_create(workspace=workspace, name="fresh")
     assert "No requests yet." in client.get(f"/keys/{fresh.pk}/").content.decode()

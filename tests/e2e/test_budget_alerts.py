@@ -48,7 +48,7 @@ def test_crossing_thresholds_through_the_gateway_sends_one_email_each(gateway_ur
         f"[AIProxy] {workspace.name}: key “batch job” reached 25% of its monthly budget"]
     message = mail.outbox[0]
     assert sorted(message.to) == sorted([owner.email, admin.email, "finance@example.com"])
-    assert "$0.04" in message.body and "Spent so far:    $0.02" in message.body and "/usage/" in message.body
+    assert "$0.04" in message.body and "Spent so far:    $0.016\n" in message.body and "/usage/" in message.body
     client.chat.completions.create(model=PRICEY, messages=HI, max_tokens=30)  # $0.032: 80%
     client.chat.completions.create(model=PRICEY, messages=HI, max_tokens=30)  # $0.048: 120% (soft budget)
     events_of(workspace)
