@@ -81,6 +81,8 @@ class GatewayState:
         self.session = Pool(connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
                             read_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT)
         self.semantic = SemanticCache()
+        # behind a trusted proxy the workspace host is X-Forwarded-Host (as the web side's get_host reads it)
+        self.trusted_proxy = bool(settings.TRUSTED_PROXY)
 
 
 _states: dict[int, GatewayState] = {}
@@ -146,8 +148,11 @@ GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTo
 
 
 def _methods_allowed(path: str, gemini: tuple[str, str] | None) -> str | None:
-    """The HTTP method a known gateway URL answers to (None for an unknown URL)."""
-    if path in POST_PATHS or (gemini is not None and gemini[1] in GEMINI_METHODS):
+    """The HTTP method a known gateway URL answers to (None for an unknown URL: a Gemini
+    `:method` the gateway does not serve is unknown for every HTTP method)."""
+    if gemini is not None:
+        return "POST" if gemini[1] in GEMINI_METHODS else None
+    if path in POST_PATHS:
         return "POST"
     if path in ("/v1/models", "/v1beta/models") or path.startswith(("/v1/models/", "/v1beta/models/")):
         return "GET"
@@ -188,7 +193,7 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         allowed = _methods_allowed(path, gemini)
         if allowed is not None and method != allowed:  # a known URL: the method is wrong, whoever asks
             raise method_not_allowed(method, scope["path"], allowed)
-        key = await key_authenticate(state.directory, headers)
+        key = await key_authenticate(state.directory, headers, trusted_proxy=state.trusted_proxy)
         if method == "POST" and path in ("/v1/chat/completions", "/v1/messages", "/v2/chat"):
             await chat(state, inbound, scope, receive, send, key)
         elif method == "POST" and gemini is not None and gemini[1] in ("generateContent", "streamGenerateContent"):
@@ -681,6 +686,11 @@ async def count_tokens(state: GatewayState, inbound: ModuleType, scope: dict[str
     await _respond(send, 200, inbound.count_tokens_encode(tokens), [(b"x-aiproxy-tokens-estimated", b"true")])
 
 
+def _token_array(value: Any) -> bool:
+    """A list of integers (JSON true/false are not tokens)."""
+    return isinstance(value, list) and all(type(t) is int for t in value)
+
+
 def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
@@ -692,11 +702,11 @@ def _embeddings_validate(payload: dict[str, Any]) -> list[str] | None:
         texts: list[str] | None = [value]
     elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         texts = value
-    elif isinstance(value, list) and value and all(isinstance(v, int) or (isinstance(v, list) and all(isinstance(t, int) for t in v)) for v in value):
-        texts = None  # token arrays: only OpenAI-format upstreams take them
+    elif isinstance(value, list) and value and (_token_array(value) or all(_token_array(v) and v for v in value)):
+        texts = None  # one token array, or a list of them (never a mix): only OpenAI-format upstreams take them
     else:
-        raise invalid_request("Invalid value for 'input': expected a non-empty string, array of strings or array of token arrays.",
-                              param="input")
+        raise invalid_request("Invalid value for 'input': expected a non-empty string, array of strings, token array "
+                              "(array of integers) or array of token arrays.", param="input")
     if texts is not None and any(not t for t in texts):
         raise invalid_request("Invalid value for 'input': strings must not be empty.", param="input")
     if payload.get("encoding_format") not in (None, "float", "base64"):

@@ -22,10 +22,15 @@ def _bearer(headers: dict[bytes, bytes]) -> str | None:
     return token.strip()
 
 
-def _host_slug(headers: dict[bytes, bytes]) -> str | None:
+def _host_slug(headers: dict[bytes, bytes], *, trusted_proxy: bool = False) -> str | None:
     """The workspace slug when the request came to a host under BASE_DOMAIN. A look-alike host
-    (`x.<slug>.<BASE_DOMAIN>`, a trailing dot) yields a label no workspace has, so no key passes."""
-    host = headers.get(b"host", b"").decode("latin-1").lower()
+    (`x.<slug>.<BASE_DOMAIN>`, a trailing dot) yields a label no workspace has, so no key passes.
+    Behind a trusted proxy the host is X-Forwarded-Host (its first value); otherwise that header is
+    client-controlled and never read."""
+    raw = headers.get(b"x-forwarded-host") if trusted_proxy else None
+    if raw:
+        raw = raw.split(b",", 1)[0].strip()
+    host = (raw or headers.get(b"host", b"")).decode("latin-1").strip().lower()
     host = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     suffix = "." + settings.BASE_DOMAIN.lower()
     if host.endswith(suffix + "."):
@@ -35,7 +40,7 @@ def _host_slug(headers: dict[bytes, bytes]) -> str | None:
     return None
 
 
-async def key_authenticate(directory: Directory, headers: dict[bytes, bytes]) -> KeyRecord:
+async def key_authenticate(directory: Directory, headers: dict[bytes, bytes], *, trusted_proxy: bool = False) -> KeyRecord:
     secret = _bearer(headers)
     if not secret:
         raise unauthorized(
@@ -48,7 +53,7 @@ async def key_authenticate(directory: Directory, headers: dict[bytes, bytes]) ->
         raise unauthorized("Incorrect API key provided.")
     if record.revoked:
         raise unauthorized("This API key has been revoked.", code="revoked_api_key")
-    slug = _host_slug(headers)
+    slug = _host_slug(headers, trusted_proxy=trusted_proxy)
     if slug is not None and slug != record.slug:
         raise unauthorized("This API key does not belong to this workspace.", code="wrong_workspace")
     return record

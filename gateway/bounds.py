@@ -151,8 +151,9 @@ def _embedding_sizes(wire: str, body: dict[str, Any]) -> tuple[str, int, str, An
         name = "inputs" if body.get("inputs") is not None else "texts"
         return name, len(texts) if isinstance(texts, list) else 0, "output_dimension", body.get("output_dimension")
     value = body.get("input")
-    # a string, or one token array (a list of integers), is one input
-    single = isinstance(value, str) or (isinstance(value, list) and bool(value) and isinstance(value[0], int))
+    # a string, or one token array (all integers), is one input; a list of strings or of token arrays
+    # counts each item (a mix is refused by the request validation)
+    single = isinstance(value, str) or (isinstance(value, list) and bool(value) and all(type(v) is int for v in value))
     count = 1 if single else (len(value) if isinstance(value, list) else 0)
     return "input", count, "dimensions", body.get("dimensions")
 

@@ -84,7 +84,9 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
     ttl_header = _header(headers, b"x-aiproxy-cache-ttl")
     ttl = int(policy["ttl"]) if policy else 0
     if ttl_header is not None:
-        if not ttl_header.isdigit() or not 0 < int(ttl_header) <= MAX_TTL:
+        # ASCII digits only: a latin-1 header may hold "²", which str.isdigit() accepts and int() refuses
+        digits = ttl_header.isascii() and ttl_header.isdigit() and len(ttl_header) <= 12
+        if not digits or not 0 < int(ttl_header) <= MAX_TTL:
             raise invalid_request(f"Invalid value for header 'x-aiproxy-cache-ttl': expected seconds from 1 to {MAX_TTL}.",
                                   param="x-aiproxy-cache-ttl")
         ttl = int(ttl_header)

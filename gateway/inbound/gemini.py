@@ -773,7 +773,7 @@ def error_response(error: GatewayError) -> tuple[int, bytes]:
             info["metadata"] = {"field": error.param}
         details.append(info)
     retry = error.headers.get("retry-after") or error.headers.get("Retry-After")
-    if retry and retry.isdigit():
+    if retry and retry.isascii() and retry.isdigit():
         details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry}s"})
     body: dict[str, Any] = {"code": status, "message": error.message, "status": name}
     if details:

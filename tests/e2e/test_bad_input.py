@@ -7,6 +7,7 @@ import time
 
 import anthropic
 import httpx
+import orjson
 import openai
 import pytest
 
@@ -360,3 +361,65 @@ def test_json_strings_nested_too_deep_are_a_400_when_translated(gateway_url, sdk
     assert response.status_code in (200, 400), response.text[:300]
     if response.status_code == 400:
         assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+CHAT_BODIES = {
+    "/v1/chat/completions": {"model": "fake-openai", "messages": [USER]},
+    "/v1/messages": {"model": "fake-anthropic", "max_tokens": 5, "messages": [USER]},
+    "/v2/chat": {"model": "fake-cohere", "messages": [USER]},
+    "/v1beta/models/fake-gemini:generateContent": {"contents": [{"parts": [{"text": "hi"}]}]},
+}
+# "²" and "¹²" are digits to str.isdigit() (latin-1 headers can hold them) but not to int()
+BAD_TTLS = [b"\xb2", b"\xb9\xb2", b"1\xb2", b"0", b"-1", b"1.5", b"ten", b"", b"9" * 5000, b"2592001"]
+
+
+@pytest.mark.parametrize("ttl", BAD_TTLS, ids=[repr(t[:8]) for t in BAD_TTLS])
+@pytest.mark.parametrize("path", list(CHAT_BODIES))
+def test_an_invalid_cache_ttl_header_is_a_400_naming_it_in_the_apis_format(gateway_url, sdk_key, path, ttl):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    headers = {"authorization": f"Bearer {secret}", "x-api-key": secret, "x-goog-api-key": secret,
+               "anthropic-version": "2023-06-01", "content-type": "application/json", "x-aiproxy-cache-ttl": ttl}
+    response = httpx.post(gateway_url + path, content=orjson.dumps(CHAT_BODIES[path]), headers=headers, timeout=30)
+    assert response.status_code == 400, response.text[:300]
+    assert "x-aiproxy-cache-ttl" in _error_message(path, response)
+
+
+def test_a_valid_cache_ttl_header_is_served(gateway_url, sdk_key):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    headers = {"authorization": f"Bearer {secret}", "content-type": "application/json", "x-aiproxy-cache-ttl": "60"}
+    response = httpx.post(gateway_url + "/v1/chat/completions", content=orjson.dumps(CHAT_BODIES["/v1/chat/completions"]),
+                          headers=headers, timeout=30)
+    assert response.status_code == 200, response.text[:300]
+
+
+MIXED_INPUTS = [
+    [1] + [[2]] * 3000,  # over the input bound, hidden behind a leading token
+    [1, [2, 3]],
+    [[1, 2], 3],
+    [[1, 2], "three"],
+    ["one", [2]],
+    ["one", 2],
+    [1, "two"],
+    [[1, 2], []],
+    [[1, "2"]],
+    [True, False],
+    [[1.5]],
+]
+
+
+@pytest.mark.parametrize("value", MIXED_INPUTS, ids=[repr(v)[:20] for v in MIXED_INPUTS])
+def test_embedding_input_mixing_tokens_token_arrays_and_strings_is_a_400_naming_input(gateway_url, sdk_key, value):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    response = httpx.post(gateway_url + "/v1/embeddings", json={"model": "fake-embed", "input": value},
+                          headers={"authorization": f"Bearer {secret}"}, timeout=30)
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"]["param"] == "input"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_a_gemini_method_the_gateway_does_not_serve_is_a_404_for_every_http_method(gateway_url, sdk_key, method):  # type: ignore[no-untyped-def]
+    _, secret = sdk_key
+    response = httpx.request(method, gateway_url + "/v1beta/models/fake-gemini:fooBar", timeout=30,
+                             headers={"x-goog-api-key": secret, "content-type": "application/json"}, content=b"{}")
+    assert response.status_code == 404, response.text[:300]
+    assert "allow" not in response.headers

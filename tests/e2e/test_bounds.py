@@ -90,6 +90,9 @@ def test_openai_sdk_embedding_dimensions_and_inputs_over_their_bounds_are_400s(g
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model="fake-embed", input=["hi"] * (DEFAULT_BOUNDS.max_embedding_inputs + 1))
     assert caught.value.param == "input" and f"maximum of {DEFAULT_BOUNDS.max_embedding_inputs}" in caught.value.message
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="fake-embed", input=[[1, 2]] * (DEFAULT_BOUNDS.max_embedding_inputs + 1))
+    assert caught.value.param == "input" and f"maximum of {DEFAULT_BOUNDS.max_embedding_inputs}" in caught.value.message
     answer = client.embeddings.create(model="fake-embed", input="hello", dimensions=64)
     assert len(answer.data[0].embedding) == 64, "a size within the bound is served"
 

@@ -238,6 +238,12 @@ def test_one_token_array_is_one_embedding_input() -> None:
     )
 
 
+@pytest.mark.parametrize("value", [[[1, 2]] * 3, [[1]] * 2 + [[2, 3, 4]], [1] + [[2]] * 2, ["a"] * 3])
+def test_each_token_array_or_string_in_a_list_is_one_embedding_input(value) -> None:  # type: ignore[no-untyped-def]
+    error = _embed_refusal("openai", {"model": "bounded", "input": value}, _deployment(max_embedding_inputs=2))
+    assert error.param == "input" and f"{len(value)} items" in error.message
+
+
 # --- the client's format, and the catalog -----------------------------------------------------
 
 
