@@ -116,7 +116,8 @@ async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[byt
 async def _read_body(scope: dict[str, Any], receive: Receive) -> bytes:
     limit = settings.GATEWAY_MAX_BODY_BYTES
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
+        # a length past 18 digits is over any limit (and int() refuses one past 4300 digits)
+        if name == b"content-length" and value.isdigit() and (len(value) > 18 or int(value) > limit):
             raise GatewayError(413, f"The request body is larger than the limit of {limit} bytes.", code="request_too_large")
     chunks = []
     size = 0

@@ -40,7 +40,9 @@ def _host_slug(headers: dict[bytes, bytes], *, trusted_proxy: bool = False) -> s
     return None
 
 
-async def key_authenticate(directory: Directory, headers: dict[bytes, bytes], *, trusted_proxy: bool = False) -> KeyRecord:
+async def key_authenticate(
+    directory: Directory, headers: dict[bytes, bytes], *, trusted_proxy: bool = False
+) -> KeyRecord:
     secret = _bearer(headers)
     if not secret:
         raise unauthorized(

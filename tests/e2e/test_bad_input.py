@@ -7,8 +7,8 @@ import time
 
 import anthropic
 import httpx
-import orjson
 import openai
+import orjson
 import pytest
 
 from tests.e2e.sdk import (

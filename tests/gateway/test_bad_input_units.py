@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 
@@ -64,3 +65,16 @@ def test_an_upstream_vector_that_is_not_numbers_is_a_502():
     with pytest.raises(GatewayError) as err:
         _embeddings_pack({"data": [{"embedding": ["a", 1]}]}, _deployment())
     assert err.value.status == 502
+
+
+@pytest.mark.parametrize("length", [b"9" * 5000, b"9" * 19, b"99999999999"])
+def test_a_content_length_of_any_size_over_the_limit_is_a_413(length):
+    from gateway.asgi import _read_body
+
+    async def receive():  # pragma: no cover - refused before the body is read
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "headers": [(b"content-length", length)]}
+    with pytest.raises(GatewayError) as err:
+        asyncio.run(_read_body(scope, receive))
+    assert err.value.status == 413

@@ -53,8 +53,11 @@ def test_key_is_refused_on_another_or_a_look_alike_workspace_host(host: str) -> 
 
 
 def _auth_forwarded(host: str, forwarded: str, *, trusted_proxy: bool) -> KeyRecord:
-    headers = {b"authorization": f"Bearer {SECRET}".encode(), b"host": host.encode(),
-               b"x-forwarded-host": forwarded.encode()}
+    headers = {
+        b"authorization": f"Bearer {SECRET}".encode(),
+        b"host": host.encode(),
+        b"x-forwarded-host": forwarded.encode(),
+    }
     return asyncio.run(key_authenticate(_Directory(), headers, trusted_proxy=trusted_proxy))  # type: ignore[arg-type]
 
 
@@ -81,7 +84,9 @@ def test_behind_a_trusted_proxy_the_forwarded_host_decides_the_workspace(host: s
         ("acme.localhost", "acme.localhost."),
     ],
 )
-def test_behind_a_trusted_proxy_a_forwarded_host_of_another_workspace_refuses_the_key(host: str, forwarded: str) -> None:
+def test_behind_a_trusted_proxy_a_forwarded_host_of_another_workspace_refuses_the_key(
+    host: str, forwarded: str
+) -> None:
     with pytest.raises(GatewayError) as refused:
         _auth_forwarded(host, forwarded, trusted_proxy=True)
     assert refused.value.status == 401 and "does not belong to this workspace" in str(refused.value.message)
