@@ -190,11 +190,32 @@ class PolicySerializer(serializers.ModelSerializer):
     }
 
 
+JSON_MAX_DEPTH = 32  # the management API's bodies nest two levels; deeper is never a real request
+
+
+def json_depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether arrays/objects nest deeper than `limit`, walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 class StrictJSONParser(JSONParser):
-    """JSON whose strings PostgreSQL can store: a lone surrogate (`"\\ud800"`) is a 400, not a 500."""
+    """JSON that the API's validation and PostgreSQL can handle: a lone surrogate (`"\\ud800"`)
+    or arrays nested past Python's recursion limit (or past JSON_MAX_DEPTH) are a 400, not a 500."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.") from exc
+        if json_depth_exceeds(data, JSON_MAX_DEPTH):
+            raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.")
         try:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError as exc:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Sum
@@ -13,6 +14,7 @@ from analytics.models import UsageEvent
 from billing.models import Plan
 from cache.selectors import cache_summary
 from cache.services import cache_clear
+from keys.forms import form_errors_add
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
@@ -278,9 +280,14 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
         if not can_edit:
             return HttpResponse("Only the workspace's owners and admins can change its settings.", status=403)
         if form.is_valid():
-            workspace_policy_update(workspace=workspace, **form.cleaned_data)
-            messages.success(request, "Settings saved. Every gateway process applies them within a second.")
-            return redirect("tenants:settings")
+            try:
+                workspace_policy_update(workspace=workspace, **form.cleaned_data)
+            except ValidationError as exc:
+                form_errors_add(form, exc)
+                workspace.refresh_from_db()
+            else:
+                messages.success(request, "Settings saved. Every gateway process applies them within a second.")
+                return redirect("tenants:settings")
     plan = workspace.plan or Plan.objects.filter(code="free").first()
     return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan,
                                                      "cache": cache_summary(workspace=workspace)})
@@ -310,8 +317,14 @@ def member_limits(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership is None:
         raise Http404("No such member.")
     form = MemberLimitsForm(request.POST)
+    saved = False
     if form.is_valid():
-        member_limits_update(membership=membership, **form.cleaned_data)
+        try:
+            member_limits_update(membership=membership, **form.cleaned_data)
+            saved = True
+        except ValidationError:
+            membership.refresh_from_db()
+    if saved:
         messages.success(request, f"Rate limits for {membership.user.email} saved.")
     else:
         messages.error(request, "Limits are whole numbers of at least 1, or empty for no limit.")
