@@ -5,7 +5,6 @@ as the contract, so it says what the server really sends."""
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -19,11 +18,11 @@ from drf_spectacular.extensions import (
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import Direction
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
 
 from billing.money import usd_plain
+
+from .api_parsers import StrictJSONParser
 
 VALIDATION_ERROR_SCHEMA = {
     "type": "object",
@@ -188,39 +187,6 @@ class PolicySerializer(serializers.ModelSerializer):
         models.DecimalField: BudgetAmountField,
         models.JSONField: ThresholdsField,
     }
-
-
-JSON_MAX_DEPTH = 32  # the management API's bodies nest two levels; deeper is never a real request
-
-
-def json_depth_exceeds(data: Any, limit: int) -> bool:
-    """Whether arrays/objects nest deeper than `limit`, walked without recursion."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth >= limit:
-                return True
-            stack.extend((child, depth + 1) for child in (value.values() if isinstance(value, dict) else value))
-    return False
-
-
-class StrictJSONParser(JSONParser):
-    """JSON that the API's validation and PostgreSQL can handle: a lone surrogate (`"\\ud800"`)
-    or arrays nested past Python's recursion limit (or past JSON_MAX_DEPTH) are a 400, not a 500."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            data = super().parse(stream, media_type, parser_context)
-        except RecursionError as exc:
-            raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.") from exc
-        if json_depth_exceeds(data, JSON_MAX_DEPTH):
-            raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.")
-        try:
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ParseError("JSON parse error - a string holds a lone surrogate, which is not text.") from exc
-        return data
 
 
 class ManagementApiView(APIView):
