@@ -44,7 +44,7 @@ from .services import (
     member_role_change,
     membership_get,
     membership_use,
-    user_has_email,
+    user_email_status,
     workspace_create,
     workspace_policy_update,
 )
@@ -222,7 +222,8 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         status = 404 if exc.reason == "unknown" else 410
         return render(request, "tenants/invitation_invalid.html",
                       {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=status)
-    signed_in_as_invitee = request.user.is_authenticated and user_has_email(user=request.user, email=invitation.email)
+    email_status = user_email_status(user=request.user, email=invitation.email) if request.user.is_authenticated else None
+    signed_in_as_invitee = email_status == "verified"
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{settings.LOGIN_URL}?next={request.path}")
@@ -232,13 +233,15 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "tenants/invitation_invalid.html",
                           {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=410)
         except MembershipError as exc:
-            context = {"invitation": invitation, "error": str(exc)}
+            context = {"invitation": invitation, "error": str(exc),
+                       "email_unverified": user_email_status(user=request.user, email=invitation.email) == "unverified"}
             return render(request, "tenants/invitation.html", context, status=403)
         request.session[SESSION_KEY] = membership.workspace_id
         messages.success(request, f"Welcome to {membership.workspace.name}.")
         return redirect("home")
     return render(request, "tenants/invitation.html",
-                  {"invitation": invitation, "signed_in_as_invitee": signed_in_as_invitee})
+                  {"invitation": invitation, "signed_in_as_invitee": signed_in_as_invitee,
+                   "email_unverified": email_status == "unverified"})
 
 
 @login_required
