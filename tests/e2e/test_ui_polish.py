@@ -113,6 +113,11 @@ def test_account_pages_use_the_product_layout_and_are_linked_from_the_user_menu(
     page.wait_for_url(gateway_url + "/")
     assert page.get_by_test_id("current-workspace").count() == 0
 
+    for path in ["/accounts/inactive/", "/accounts/confirm-email/"]:  # allauth's templates on its own layouts
+        page.goto(gateway_url + path)
+        assert_product_layout(page)
+        assert page.locator("main h1").count() == 1, path
+
     page.goto(gateway_url + "/accounts/password/reset/")
     assert_product_layout(page)
     page.fill("input[name=email]", owner["email"])
