@@ -2,8 +2,11 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from billing.money import USD_PLACES, usd_plain
+
+DB_INT_MAX = 2_147_483_647  # an integer column's range in PostgreSQL; above it the save would fail
 
 
 class ApiKeyForm(forms.Form):
@@ -42,8 +45,10 @@ class UsdField(forms.DecimalField):
 class SpendPolicyForm(forms.Form):
     """Rate limits and a budget (a key's or the workspace's)."""
 
-    rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, required=False, help_text="Empty: no limit.")
-    tpm_limit = forms.IntegerField(label="Tokens per minute", min_value=1, required=False, help_text="Empty: no limit.")
+    rpm_limit = forms.IntegerField(label="Requests per minute", min_value=1, max_value=DB_INT_MAX, required=False,
+                                   help_text="Empty: no limit.")
+    tpm_limit = forms.IntegerField(label="Tokens per minute", min_value=1, max_value=DB_INT_MAX, required=False,
+                                   help_text="Empty: no limit.")
     budget_amount = UsdField(label="Budget (USD)", required=False,
                              help_text="Empty: no budget. Sub-cent amounts are fine, e.g. 0.0005.")
     budget_period = forms.ChoiceField(label="Budget period", choices=[("daily", "Daily"), ("weekly", "Weekly"),
@@ -70,3 +75,13 @@ class ApiKeySettingsForm(SpendPolicyForm):
         help_text="Cosine similarity from 0.5 to 1.0. Empty: as the workspace.")
     cache_ttl_seconds = forms.IntegerField(label="Cache lifetime (seconds)", min_value=1, max_value=30 * 86400,
                                            required=False, help_text="Empty: as the workspace.")
+
+
+def form_errors_add(form: forms.Form, error: ValidationError) -> None:
+    """Show a model's validation error (raised by a service's full_clean) on the form's fields it
+    names, the rest above the form, so a value the form let through re-renders the form, not a 500."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error)
+        return
+    for field, errors in error.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)

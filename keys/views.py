@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -13,7 +14,7 @@ from django.views.decorators.http import require_POST
 from analytics.selectors import cache_savings
 from tenants.decorators import workspace_required
 
-from .forms import ApiKeyForm, ApiKeySettingsForm
+from .forms import ApiKeyForm, ApiKeySettingsForm, form_errors_add
 from .models import ApiKey
 from .selectors import (
     KeyAction,
@@ -111,9 +112,14 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
             messages.error(request, denial)
             return redirect("keys:detail", key_id=key.pk)
         if form.is_valid():
-            api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
-            messages.success(request, "Settings saved. Every gateway process applies them within a second.")
-            return redirect("keys:detail", key_id=key.pk)
+            try:
+                api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
+            except ValidationError as exc:
+                form_errors_add(form, exc)
+                key.refresh_from_db()
+            else:
+                messages.success(request, "Settings saved. Every gateway process applies them within a second.")
+                return redirect("keys:detail", key_id=key.pk)
     days = key_spend_by_day(workspace=request.workspace, key=key)
     peak = max((Decimal(str(d["cost"])) for d in days), default=Decimal("0")) or Decimal("1")
     for day in days:

@@ -5,7 +5,6 @@ as the contract, so it says what the server really sends."""
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
 from typing import Any
@@ -19,11 +18,11 @@ from drf_spectacular.extensions import (
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import Direction
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.views import APIView
 
 from billing.money import usd_plain
+
+from .api_parsers import StrictJSONParser
 
 VALIDATION_ERROR_SCHEMA = {
     "type": "object",
@@ -188,18 +187,6 @@ class PolicySerializer(serializers.ModelSerializer):
         models.DecimalField: BudgetAmountField,
         models.JSONField: ThresholdsField,
     }
-
-
-class StrictJSONParser(JSONParser):
-    """JSON whose strings PostgreSQL can store: a lone surrogate (`"\\ud800"`) is a 400, not a 500."""
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        data = super().parse(stream, media_type, parser_context)
-        try:
-            json.dumps(data, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ParseError("JSON parse error - a string holds a lone surrogate, which is not text.") from exc
-        return data
 
 
 class ManagementApiView(APIView):

@@ -5,7 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.validators import validate_email
 from django.http import HttpRequest
 
-from keys.forms import SpendPolicyForm
+from keys.forms import DB_INT_MAX, SpendPolicyForm
 
 from .models import Workspace
 from .services import workspace_create
@@ -83,6 +83,6 @@ class WorkspaceSettingsForm(SpendPolicyForm):
 
 
 class MemberLimitsForm(forms.Form):
-    rpm_limit = forms.IntegerField(min_value=1, required=False)
-    tpm_limit = forms.IntegerField(min_value=1, required=False)
+    rpm_limit = forms.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False)
+    tpm_limit = forms.IntegerField(min_value=1, max_value=DB_INT_MAX, required=False)
 

@@ -288,13 +288,23 @@ def invitation_for_token(*, token: str) -> Invitation:
     return invitation
 
 
-def user_has_email(*, user: AbstractBaseUser, email: str) -> bool:
-    """The user signs in with this email (their account email or one of their addresses)."""
+def user_email_status(*, user: AbstractBaseUser, email: str) -> str | None:
+    """"verified" when one of the user's addresses is this email and confirmed, "unverified" when
+    it is theirs but not confirmed yet, else None. Only a confirmed address proves the user reads
+    that mailbox; the account's `email` column alone does not."""
     from allauth.account.models import EmailAddress
 
-    if (getattr(user, "email", "") or "").lower() == email.lower():
-        return True
-    return EmailAddress.objects.filter(user=user, email__iexact=email).exists()
+    verified = EmailAddress.objects.filter(user=user, email__iexact=email).values_list("verified", flat=True)
+    if any(verified):
+        return "verified"
+    if verified or (getattr(user, "email", "") or "").lower() == email.lower():
+        return "unverified"
+    return None
+
+
+def user_has_email(*, user: AbstractBaseUser, email: str) -> bool:
+    """The user has confirmed this email (one of their allauth addresses, verified)."""
+    return user_email_status(user=user, email=email) == "verified"
 
 
 def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
@@ -305,7 +315,11 @@ def invitation_accept(*, token: str, user: AbstractBaseUser) -> Membership:
         invitation = Invitation.objects.select_for_update().select_related("workspace").get(pk=invitation.pk)
         if invitation.accepted_at is not None or invitation.revoked_at is not None:
             raise InvitationInvalid("used" if invitation.accepted_at else "revoked")
-        if not user_has_email(user=user, email=invitation.email):
+        status = user_email_status(user=user, email=invitation.email)
+        if status == "unverified":
+            raise MembershipError(f"Confirm {invitation.email} first: open the link in the confirmation email we sent "
+                                  "it (or send it again from your email page), then accept.")
+        if status is None:
             raise MembershipError(f"This invitation is for {invitation.email}. Sign in as that email to accept it.")
         membership, _ = Membership.objects.get_or_create(
             workspace=invitation.workspace, user=user, defaults={"role": invitation.role}

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +14,7 @@ from analytics.models import UsageEvent
 from billing.models import Plan
 from cache.selectors import cache_summary
 from cache.services import cache_clear
+from keys.forms import form_errors_add
 from keys.models import ApiKey
 
 from .decorators import workspace_admin_required, workspace_required
@@ -42,7 +44,7 @@ from .services import (
     member_role_change,
     membership_get,
     membership_use,
-    user_has_email,
+    user_email_status,
     workspace_create,
     workspace_policy_update,
 )
@@ -220,7 +222,8 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
         status = 404 if exc.reason == "unknown" else 410
         return render(request, "tenants/invitation_invalid.html",
                       {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=status)
-    signed_in_as_invitee = request.user.is_authenticated and user_has_email(user=request.user, email=invitation.email)
+    email_status = user_email_status(user=request.user, email=invitation.email) if request.user.is_authenticated else None
+    signed_in_as_invitee = email_status == "verified"
     if request.method == "POST":
         if not request.user.is_authenticated:
             return redirect(f"{settings.LOGIN_URL}?next={request.path}")
@@ -230,13 +233,15 @@ def invitation_accept_view(request: HttpRequest, token: str) -> HttpResponse:
             return render(request, "tenants/invitation_invalid.html",
                           {"reason": exc.reason, "problem": INVITATION_PROBLEMS[exc.reason]}, status=410)
         except MembershipError as exc:
-            context = {"invitation": invitation, "error": str(exc)}
+            context = {"invitation": invitation, "error": str(exc),
+                       "email_unverified": user_email_status(user=request.user, email=invitation.email) == "unverified"}
             return render(request, "tenants/invitation.html", context, status=403)
         request.session[SESSION_KEY] = membership.workspace_id
         messages.success(request, f"Welcome to {membership.workspace.name}.")
         return redirect("home")
     return render(request, "tenants/invitation.html",
-                  {"invitation": invitation, "signed_in_as_invitee": signed_in_as_invitee})
+                  {"invitation": invitation, "signed_in_as_invitee": signed_in_as_invitee,
+                   "email_unverified": email_status == "unverified"})
 
 
 @login_required
@@ -278,9 +283,14 @@ def workspace_settings(request: HttpRequest) -> HttpResponse:
         if not can_edit:
             return HttpResponse("Only the workspace's owners and admins can change its settings.", status=403)
         if form.is_valid():
-            workspace_policy_update(workspace=workspace, **form.cleaned_data)
-            messages.success(request, "Settings saved. Every gateway process applies them within a second.")
-            return redirect("tenants:settings")
+            try:
+                workspace_policy_update(workspace=workspace, **form.cleaned_data)
+            except ValidationError as exc:
+                form_errors_add(form, exc)
+                workspace.refresh_from_db()
+            else:
+                messages.success(request, "Settings saved. Every gateway process applies them within a second.")
+                return redirect("tenants:settings")
     plan = workspace.plan or Plan.objects.filter(code="free").first()
     return render(request, "tenants/settings.html", {"form": form, "can_edit": can_edit, "plan": plan,
                                                      "cache": cache_summary(workspace=workspace)})
@@ -310,8 +320,14 @@ def member_limits(request: HttpRequest, membership_id: int) -> HttpResponse:
     if membership is None:
         raise Http404("No such member.")
     form = MemberLimitsForm(request.POST)
+    saved = False
     if form.is_valid():
-        member_limits_update(membership=membership, **form.cleaned_data)
+        try:
+            member_limits_update(membership=membership, **form.cleaned_data)
+            saved = True
+        except ValidationError:
+            membership.refresh_from_db()
+    if saved:
         messages.success(request, f"Rate limits for {membership.user.email} saved.")
     else:
         messages.error(request, "Limits are whole numbers of at least 1, or empty for no limit.")

@@ -150,6 +150,12 @@ def test_invite_email_link_signup_accept_and_member_sees_only_own_key_buttons(  
     page.fill("input[name=workspace_name]", "Invitee's own")
     page.click("form button[type=submit]")
     page.wait_for_url(link)
+    assert "not confirmed yet" in page.get_by_test_id("invitation-unverified").inner_text()
+    confirmation = next(m for m in reversed(messages) if invitee in m["To"] and "/accounts/confirm-email/" in _body(m))
+    page.goto(re.search(r"http://\S+/accounts/confirm-email/\S+/", _body(confirmation)).group(0))
+    page.click("form[action*='/accounts/confirm-email/'] button[type=submit]")
+    page.wait_for_load_state()
+    page.goto(link)
     page.click("text=Accept invitation")
     page.wait_for_selector("text=Welcome to Invite Co")
     assert page.get_by_test_id("current-workspace").inner_text() == "Invite Co"

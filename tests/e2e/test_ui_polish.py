@@ -113,6 +113,11 @@ def test_account_pages_use_the_product_layout_and_are_linked_from_the_user_menu(
     page.wait_for_url(gateway_url + "/")
     assert page.get_by_test_id("current-workspace").count() == 0
 
+    for path in ["/accounts/inactive/", "/accounts/confirm-email/"]:  # allauth's templates on its own layouts
+        page.goto(gateway_url + path)
+        assert_product_layout(page)
+        assert page.locator("main h1").count() == 1, path
+
     page.goto(gateway_url + "/accounts/password/reset/")
     assert_product_layout(page)
     page.fill("input[name=email]", owner["email"])
@@ -190,6 +195,39 @@ def test_every_page_fits_a_390px_wide_screen(browser, gateway_url, owner, fake_m
     page.click("text=Create token")
     page.get_by_test_id("new-secret").wait_for()
     assert fits(page) <= PHONE["width"]
+
+    def long_texts() -> dict[str, Any]:
+        from allauth.account.models import EmailAddress
+        from django.core import mail
+
+        from keys.services import api_key_create
+        from tenants.models import Membership
+        from tenants.services import invitation_create
+
+        user, workspace = owner["user"], owner["workspace"]
+        EmailAddress.objects.create(user=user, email="a-rather-long-unbroken-address-" + "x" * 60 + "@example.com")
+        key, _ = api_key_create(workspace=workspace, name="k" * 100)
+        actor = Membership.objects.get(workspace=workspace, user=user)
+        invited = "firstname.lastname.0123456789@example.com"  # an ordinary 41-character address
+        invitation_create(actor=actor, email=invited, role="member", base_url=gateway_url)
+        link = re.search(r"https?://\S+/workspaces/invite/\S+/", mail.outbox[-1].body).group(0)  # type: ignore[union-attr]
+        return {"invite": urlsplit(link).path, "key_id": key.pk, "invited": invited}
+
+    long = off_loop(long_texts)
+    assert len(long["invited"]) == 41
+    signed_out = browser.new_context(viewport=PHONE).new_page()
+    signed_out.goto(gateway_url + long["invite"])
+    assert long["invited"] in signed_out.get_by_test_id("invitation").inner_text()
+    assert fits(signed_out) <= PHONE["width"], fits(signed_out)
+    signed_out.context.close()
+    for path in [long["invite"], "/accounts/email/", f"/keys/{long['key_id']}/", "/keys/", "/"]:
+        page.goto(gateway_url + path)
+        assert fits(page) <= PHONE["width"], (path, fits(page))
+
+    page.goto(gateway_url + "/")  # the dashboard's recent requests scroll inside their own box, as on /usage/
+    assert page.get_by_test_id("events-scroll").evaluate(
+        "box => getComputedStyle(box).overflowX === 'auto' && box.scrollWidth > box.clientWidth"
+    )
 
     page.goto(gateway_url + "/usage/")  # a wide table scrolls inside its own box, not the page
     table = page.locator("main table").last

@@ -159,3 +159,13 @@ def test_published_schema_documents_every_answer_the_api_gives():  # type: ignor
     api_key = schema["components"]["schemas"]["ApiKey"]["properties"]
     assert api_key["budget_alert_thresholds"]["type"] == "array"
     assert "-" not in api_key["budget_amount"]["pattern"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("post", "/api/keys/"), ("patch", "/api/workspace/")])
+@pytest.mark.parametrize("body", ["[" * 1000 + "]" * 1000, '{"budget_alert_thresholds": ' + "[" * 100 + "]" * 100 + "}",
+                                  '{"name": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}"])
+def test_deeply_nested_json_is_a_400_json_answer_not_a_500(admin_client, method, path, body):  # type: ignore[no-untyped-def]
+    _, client = admin_client
+    response = getattr(client, method)(path, body, content_type="application/json")
+    assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+    assert "nested deeper" in response.json()["detail"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.test import Client
+from django_tenants.utils import schema_context
 
 from keys.services import api_key_create
 from tenants.services import workspace_policy_update
@@ -72,3 +73,17 @@ def test_key_page_sets_cache_overrides_and_shows_the_effective_settings(make_use
 
     bad = client.post(f"/keys/{key.pk}/", {**LIMITS, "cache_semantic_threshold": "0.1"}).content.decode()
     assert "greater than or equal to 0.5" in bad and hot_cache_policy(secret) is None
+
+
+def test_key_page_refuses_a_rate_limit_beyond_the_integer_column_with_a_field_error(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    owner = make_user()
+    workspace = make_workspace(owner=owner)
+    key, _ = api_key_create(workspace=workspace, name="k")
+    client = Client()
+    client.force_login(owner)
+    for field in ("rpm_limit", "tpm_limit"):
+        page = client.post(f"/keys/{key.pk}/", {**LIMITS, field: "1099511627776"})
+        assert page.status_code == 200 and "less than or equal to 2147483647" in page.content.decode()
+    with schema_context(workspace.schema_name):
+        key.refresh_from_db()
+    assert (key.rpm_limit, key.tpm_limit) == (None, None)

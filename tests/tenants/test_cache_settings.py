@@ -170,3 +170,18 @@ def test_clearing_while_redis_is_down_is_a_503_not_a_crash(make_workspace, monke
     monkeypatch.setattr(tenants.api, "cache_clear", unavailable)
     response = admin_api_client(make_workspace()).post("/api/workspace/cache/clear/")
     assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+
+
+def test_settings_page_refuses_a_rate_limit_beyond_the_integer_column_with_a_field_error(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    owner = make_user()
+    workspace = make_workspace(owner=owner)
+    client = Client()
+    client.force_login(owner)
+    for field in ("rpm_limit", "tpm_limit"):
+        page = client.post("/workspaces/settings/", {**FORM, field: "1099511627776"})
+        assert page.status_code == 200 and "less than or equal to 2147483647" in page.content.decode()
+    workspace.refresh_from_db()
+    assert (workspace.rpm_limit, workspace.tpm_limit) == (None, None)
+    client.post("/workspaces/settings/", {**FORM, "rpm_limit": "2147483647"})
+    workspace.refresh_from_db()
+    assert workspace.rpm_limit == 2147483647

@@ -14,6 +14,7 @@ from tenants.models import Invitation, Membership
 from tenants.services import member_add
 
 LINK = re.compile(r"https?://[^\s]+/workspaces/invite/[^\s/]+/")
+CONFIRM_LINK = re.compile(r"https?://[^\s]+/accounts/confirm-email/[^\s/]+/")
 
 
 def _signed_in(user, workspace=None) -> Client:  # type: ignore[no-untyped-def]
@@ -83,6 +84,14 @@ def test_an_unregistered_invitee_signs_up_then_accepts(make_user, make_workspace
         },
     )
     assert signup.status_code == 302 and signup["Location"].endswith(_path(link))
+    landing = browser.get(_path(link)).content.decode()
+    assert "Accept invitation" not in landing and "not confirmed yet" in landing and 'href="/accounts/email/"' in landing
+    refused = browser.post(_path(link))
+    assert refused.status_code == 403 and "Confirm " + email in refused.content.decode()
+    assert not Membership.objects.filter(workspace=workspace, user__email=email).exists()
+    confirm = CONFIRM_LINK.search(next(m for m in reversed(mail.outbox) if m.to == [email] and CONFIRM_LINK.search(m.body)).body)
+    assert confirm is not None
+    browser.post(_path(confirm.group(0)))
     assert b"Accept invitation" in browser.get(_path(link)).content
     browser.post(_path(link))
     assert Membership.objects.filter(workspace=workspace, user__email=email, role="member").exists()
@@ -155,3 +164,27 @@ def test_admins_cannot_invite_owners_and_members_cannot_invite_or_revoke(make_us
     assert "helper@example.com" not in member_client.get("/workspaces/members/").content.decode()
     invitation.refresh_from_db()
     assert invitation.is_pending
+
+
+def test_an_unverified_address_matching_the_invitation_cannot_accept_it(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    from allauth.account.models import EmailAddress
+
+    owner, user, bare = make_user(), make_user(), make_user()
+    workspace = make_workspace(owner=owner)
+    invited = f"Second-{timezone.now().timestamp():.0f}@Example.com"
+    EmailAddress.objects.create(user=user, email=invited, verified=False, primary=False)
+    link = _invite(_signed_in(owner), invited.lower())
+    client = _signed_in(user)
+    page = client.get(_path(link)).content.decode()
+    assert "Accept invitation" not in page and "not confirmed yet" in page and 'href="/accounts/email/"' in page
+    assert client.post(_path(link)).status_code == 403
+    assert not Membership.objects.filter(workspace=workspace, user=user).exists()
+
+    EmailAddress.objects.filter(user=bare).delete()  # the account's email column alone proves nothing
+    bare_link = _invite(_signed_in(owner), bare.email)
+    assert _signed_in(bare).post(_path(bare_link)).status_code == 403
+    assert not Membership.objects.filter(workspace=workspace, user=bare).exists()
+
+    EmailAddress.objects.filter(user=user, email__iexact=invited).update(verified=True)
+    assert client.post(_path(link)).status_code == 302
+    assert Membership.objects.filter(workspace=workspace, user=user).exists()

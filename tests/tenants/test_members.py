@@ -116,3 +116,13 @@ def test_a_user_lands_in_the_workspace_they_last_used_on_their_next_sign_in(make
     assert again.get("/").context["current_workspace"] == second
     again.post(f"/workspaces/switch/{first.pk}/")
     assert _signed_in(user).get("/").context["current_workspace"] == first
+
+
+def test_member_limits_beyond_the_integer_column_are_refused_with_a_message(make_user, make_workspace):  # type: ignore[no-untyped-def]
+    workspace, (owner, _, _), (_, _, member) = _team(make_user, make_workspace)
+    client = _signed_in(owner, workspace)
+    page = client.post(f"/workspaces/members/{member.pk}/limits/", {"rpm_limit": "5", "tpm_limit": "1099511627776"},
+                       follow=True)
+    assert page.status_code == 200 and "Limits are whole numbers" in page.content.decode()
+    member.refresh_from_db()
+    assert (member.rpm_limit, member.tpm_limit) == (None, None)
