@@ -24,12 +24,13 @@ from analytics.alerts import budget_alert_send
 from analytics.models import UsageEvent
 from billing.money import usd_format
 from gateway import limits
-from gateway.directory import KEY_PREFIX, Deployment, KeyRecord, redis_sync
+from gateway.directory import KEY_PREFIX, KeyRecord, redis_sync
 from gateway.errors import GatewayError
 from keys.models import ApiKey
 from keys.services import api_key_create
 from keys.tokens import token_hash
 from tenants.services import admin_token_create
+from tests.gateway.deployments import deployment_make
 
 AMOUNT = re.compile(r"-?<?\$[\d,]+\.\d+")
 
@@ -110,20 +111,7 @@ def test_workspace_budget_takes_sub_cent_amounts_through_the_api(make_user, make
     assert workspace.budget_amount == Decimal("0.00025")
 
 
-DEPLOYMENT = Deployment(
-    public_name="m",
-    upstream_name="m",
-    provider_name="p",
-    provider_kind="fake",
-    base_url="http://127.0.0.1:1",
-    credential="",
-    api_version="",
-    input_price_per_mtok=0.5,
-    output_price_per_mtok=1.5,
-    context_window=None,
-    workspace_ids=frozenset(),
-    created=0,
-)
+DEPLOYMENT = deployment_make(input_price_per_mtok=0.5, output_price_per_mtok=1.5)
 
 
 def test_budget_refusal_names_sub_cent_amounts():  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from gateway.directory import Deployment
 from gateway.errors import GatewayError
 from gateway.tokens import count_message_tokens
 from gateway.validate import MAX_DEPTH, chat_request_validate, json_body
+from tests.gateway.deployments import deployment_make
 
 
 def _nested(depth: int) -> bytes:
@@ -49,9 +50,7 @@ def test_tool_calls_of_any_shape_are_counted(calls):
 
 
 def _deployment() -> Deployment:
-    return Deployment(public_name="m", upstream_name="m", provider_name="local", provider_kind="openai-compatible",
-                      base_url="http://127.0.0.1:9", credential="", api_version="", input_price_per_mtok=0.0,
-                      output_price_per_mtok=0.0, context_window=None, workspace_ids=frozenset(), created=0)
+    return deployment_make(provider_name="local", provider_kind="openai-compatible", base_url="http://127.0.0.1:9")
 
 
 def test_float_embeddings_from_an_upstream_that_ignores_encoding_format_are_packed():

@@ -13,6 +13,7 @@ from gateway.bounds import DEFAULT_BOUNDS, RequestBounds, chat_bounds_check, emb
 from gateway.directory import Deployment, _deployments_from_snapshot
 from gateway.errors import GatewayError
 from gateway.inbound import inbound_for
+from tests.gateway.deployments import deployment_make
 
 HUGE = 2**31 - 1
 HI = [{"role": "user", "content": "hi"}]
@@ -20,21 +21,7 @@ GEMINI_HI = [{"role": "user", "parts": [{"text": "hi"}]}]
 
 
 def _deployment(**bounds: int) -> Deployment:
-    return Deployment(
-        public_name="bounded",
-        upstream_name="up",
-        provider_name="p",
-        provider_kind="openai",
-        base_url="http://x",
-        credential="",
-        api_version="",
-        input_price_per_mtok=0.0,
-        output_price_per_mtok=0.0,
-        context_window=None,
-        workspace_ids=frozenset(),
-        created=0,
-        bounds=RequestBounds(**bounds),
-    )
+    return deployment_make(public_name="bounded", upstream_name="up", provider_kind="openai", bounds=RequestBounds(**bounds))
 
 
 def _chat_refusal(wire: str, body: dict[str, Any], deployment: Deployment | None = None) -> GatewayError:

@@ -12,14 +12,11 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from gateway import limits
-from gateway.directory import Deployment, KeyRecord
+from gateway.directory import KeyRecord
 from gateway.errors import GatewayError
+from tests.gateway.deployments import deployment_make
 
-DEPLOYMENT = Deployment(
-    public_name="m", upstream_name="m", provider_name="p", provider_kind="fake", base_url="http://127.0.0.1:1",
-    credential="", api_version="", input_price_per_mtok=1000.0, output_price_per_mtok=1000.0, context_window=None,
-    workspace_ids=frozenset(), created=0,
-)
+DEPLOYMENT = deployment_make(input_price_per_mtok=1000.0, output_price_per_mtok=1000.0)
 
 
 def _key(budget: str) -> KeyRecord:
