@@ -15,9 +15,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_app = get_asgi_application()
 
 from analytics.routing import websocket_urlpatterns  # noqa: E402
-from gateway.asgi import application as gateway_app  # noqa: E402
-from gateway.asgi import gateway_shutdown  # noqa: E402
-from gateway.tokens import count_text_tokens  # noqa: E402
+from gateway.hotpath.asgi import application as gateway_app  # noqa: E402
+from gateway.hotpath.asgi import gateway_shutdown  # noqa: E402
+from gateway.hotpath.token_count import count_text_tokens  # noqa: E402
 
 websocket_app = AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
 GATEWAY_PREFIXES = ("/v1/", "/v1beta/", "/v2/")

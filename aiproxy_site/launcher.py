@@ -442,7 +442,7 @@ def child_commands(ports: Ports, root: Path) -> dict[str, list[str]]:
     fake = f"uvicorn gateway.fake_provider:app --host 127.0.0.1 --port {ports.fake_port} --log-level warning"
     return {
         "fake-provider": [py, "-m", *fake.split()],
-        "embedder": [py, "-m", "gateway.embedder"],
+        "embedder": [py, "-m", "gateway.hotpath.embedder"],
         "web": [py, "-m", "daphne", "-b", ports.host, "-p", str(ports.port), "aiproxy_site.asgi:application"],
         "worker": [py, "-m", *"celery -A aiproxy_site worker --loglevel WARNING --concurrency 2".split()],
         "beat": [
@@ -586,7 +586,7 @@ def _start(
         _wait_http(f"{ports.url}/accounts/login/", children, root)
     env_file = root / "demo.env"
     demo = demo_env_read(env_file)
-    from gateway.demo import FAKE_MODELS
+    from gateway.catalog.demo import FAKE_MODELS
     from tenants.management.commands.demo_setup import DEMO_EMAIL, DEMO_PASSWORD
 
     models = ", ".join(m.public_name for m in FAKE_MODELS)

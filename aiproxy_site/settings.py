@@ -141,7 +141,7 @@ SHARED_APPS = [
     "django_tenants",
     "daphne",
     "tenants",
-    "gateway",
+    "gateway.catalog",
     "billing",
     "django.contrib.contenttypes",
     "django.contrib.auth",
@@ -276,7 +276,7 @@ SPECTACULAR_SETTINGS = {
 GATEWAY_MAX_BODY_BYTES = int(os.environ.get("GATEWAY_MAX_BODY_BYTES", str(16 * 1024 * 1024)))
 GATEWAY_UPSTREAM_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_TIMEOUT", "600"))
 GATEWAY_UPSTREAM_CONNECT_TIMEOUT = float(os.environ.get("GATEWAY_UPSTREAM_CONNECT_TIMEOUT", "10"))
-# the semantic cache's embedding service (gateway/embedder.py), one per host
+# the semantic cache's embedding service (gateway/hotpath/embedder.py), one per host
 GATEWAY_EMBEDDER_SOCKET = os.environ.get("GATEWAY_EMBEDDER_SOCKET", "")
 if not GATEWAY_EMBEDDER_SOCKET:
     from aiproxy_site.embedded import data_dir as _data_dir

@@ -16,8 +16,8 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django_tenants.utils import schema_context
 
-from gateway.directory import redis_sync
-from gateway.limits import _period, usd_units
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.limits import _period, usd_units
 from keys.models import ApiKey
 from keys.selectors import period_start
 from tenants.models import Membership, Workspace

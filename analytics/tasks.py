@@ -21,8 +21,8 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 from django_tenants.utils import schema_context
 
-from gateway.directory import redis_sync
-from gateway.record import (
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.record import (
     BIGINT_MAX,
     INT_MAX,
     USAGE_INT_FIELDS,

@@ -3,7 +3,7 @@
     uvicorn benchmarks.bare_proxy:app --loop uvloop --http httptools --lifespan off --no-access-log
 
 Forwards every POST body to BARE_PROXY_UPSTREAM (default http://127.0.0.1:18100) on the
-same path, over the gateway's own pooled keep-alive upstream client (gateway/upstream.py,
+same path, over the gateway's own pooled keep-alive upstream client (gateway/hotpath/upstream.py,
 one pool per process), and sends back the upstream's status, content type and bytes
 (streamed chunk by chunk). No auth, no limits, no parsing, no usage: what the same
 server, loop and HTTP client cost on this machine, so `make bench` can say how close
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gateway.upstream import Pool
+from gateway.hotpath.upstream import Pool
 
 UPSTREAM = os.environ.get("BARE_PROXY_UPSTREAM", "http://127.0.0.1:18100").rstrip("/")
 _pool: Pool | None = None
@@ -37,7 +37,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             forwarded["authorization"] = value.decode("latin-1")
     global _pool
     if _pool is None:
-        _pool = Pool(connect_timeout=10, read_timeout=600)  # the gateway's settings (gateway/asgi.py)
+        _pool = Pool(connect_timeout=10, read_timeout=600)  # the gateway's settings (gateway/hotpath/asgi.py)
     upstream = await _pool.request(scope["method"], UPSTREAM + scope["path"], data=body, headers=forwarded)
     try:
         await send({"type": "http.response.start", "status": upstream.status,

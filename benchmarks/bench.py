@@ -19,7 +19,7 @@ Starts everything itself, on its own embedded PostgreSQL and Redis (.aiproxy/ben
 The gateway runs with everything on: the demo workspace gets rate limits (requests and
 tokens) and a hard budget on its key and on itself, a monthly request quota, usage
 recording and the exact cache, and each request has a unique prompt at temperature 0, so
-every one is a cache miss that is then stored (gateway/cache.py). Nothing in it knows about
+every one is a cache miss that is then stored (gateway/hotpath/response_cache.py). Nothing in it knows about
 the benchmark. The embedding service (Procfile `embedder:`) runs as in production, once per
 host, and its memory is reported apart from the workers'.
 
@@ -486,7 +486,7 @@ def usage_recorded(before: int) -> int:
     """Usage events the gateway queued since `before` (the stream's length then)."""
     import redis
 
-    from gateway.record import USAGE_STREAM
+    from gateway.hotpath.record import USAGE_STREAM
 
     return int(redis.Redis.from_url(os.environ["REDIS_URL"]).xlen(USAGE_STREAM)) - before
 

@@ -191,8 +191,8 @@ def setup(gateway_port: int, *, everything_on: bool = False) -> tuple[str, dict[
 
     from django_tenants.utils import schema_context
 
-    from gateway.demo import FAKE_MODELS
-    from gateway.models import Provider
+    from gateway.catalog.demo import FAKE_MODELS
+    from gateway.catalog.models import Provider
 
     # a data directory kept from an earlier run has the fake providers at that run's port
     fake_url = settings.FAKE_PROVIDER_URL.rstrip("/")
@@ -247,7 +247,7 @@ def trim_usage_stream() -> None:
     """No Celery worker drains the usage stream during the benchmark; keep Redis small."""
     import redis
 
-    from gateway.record import USAGE_STREAM
+    from gateway.hotpath.record import USAGE_STREAM
 
     with contextlib.suppress(redis.RedisError):
         redis.Redis.from_url(os.environ["REDIS_URL"]).xtrim(USAGE_STREAM, maxlen=0)

@@ -115,7 +115,7 @@ def setup_workspace() -> Any:
 def corpus(entries: int, data_dir: Path) -> tuple[list[str], Any]:
     import numpy as np
 
-    from gateway.embedder import EmbeddingModel
+    from gateway.hotpath.embedder import EmbeddingModel
 
     path = data_dir / f"corpus-{entries}.npy"
     texts = prompts(entries, seed=1)
@@ -164,9 +164,9 @@ async def bench(args: argparse.Namespace, workspace: Any, texts: list[str], vect
     import redis.asyncio as aioredis
     from django.conf import settings
 
-    from gateway.cache import cache_lookup, cache_plan, exact_store
-    from gateway.directory import KeyRecord
-    from gateway.semantic import SemanticCache, semantic_lookup
+    from gateway.hotpath.directory import KeyRecord
+    from gateway.hotpath.response_cache import cache_lookup, cache_plan, exact_store
+    from gateway.hotpath.semantic import SemanticCache, semantic_lookup
 
     policy = {"cache": {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True}}
     key = KeyRecord(key_hash="", workspace_id=workspace.pk, schema=workspace.schema_name, slug="bench", key_id=1,
@@ -255,8 +255,8 @@ def main() -> None:
     from aiproxy_site.embedded import data_dir
 
     texts, vectors = corpus(args.entries, data_dir())
-    from gateway.cache import cache_plan
-    from gateway.directory import KeyRecord
+    from gateway.hotpath.directory import KeyRecord
+    from gateway.hotpath.response_cache import cache_plan
 
     policy = {"cache": {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True}}
     key = KeyRecord(key_hash="", workspace_id=workspace.pk, schema=workspace.schema_name, slug="bench", key_id=1,
@@ -266,7 +266,7 @@ def main() -> None:
     table_fill(workspace.schema_name, partition, texts, vectors)
     socket = Path(settings.GATEWAY_EMBEDDER_SOCKET)
     socket.unlink(missing_ok=True)
-    embedder = subprocess.Popen([sys.executable, "-m", "gateway.embedder", "--socket", str(socket)], cwd=ROOT)
+    embedder = subprocess.Popen([sys.executable, "-m", "gateway.hotpath.embedder", "--socket", str(socket)], cwd=ROOT)
     try:
         while not socket.exists():
             if embedder.poll() is not None:

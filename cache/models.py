@@ -8,7 +8,7 @@ EMBEDDING_DIMENSIONS = 384  # all-MiniLM-L6-v2
 
 class SemanticEntry(models.Model):
     """One cached answer, found by the meaning of its prompt. The gateway reads and writes
-    this table with raw SQL on its own connection pool (gateway/semantic.py); the ORM
+    this table with raw SQL on its own connection pool (gateway/hotpath/semantic.py); the ORM
     model owns the schema, the size accounting and eviction."""
 
     # SHA-256 of everything that must match exactly: scope, model, parameters and the

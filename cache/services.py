@@ -1,5 +1,5 @@
 """Clearing and evicting a workspace's response cache: the exact entries in Redis (with
-their index and size accounting, written by gateway/cache.py) and the semantic entries
+their index and size accounting, written by gateway/hotpath/response_cache.py) and the semantic entries
 in the workspace's own table. Off the hot path: run by the settings page, the management
 API and the periodic eviction task. Work is done in bounded batches so neither Redis nor
 PostgreSQL is held for long on a large cache."""
@@ -14,8 +14,8 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django_tenants.utils import schema_context
 
-from gateway.cache import exact_entry_pattern, exact_index_key, exact_sizes_key
-from gateway.directory import redis_sync
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.response_cache import exact_entry_pattern, exact_index_key, exact_sizes_key
 from tenants.models import Workspace
 
 from .models import SemanticEntry

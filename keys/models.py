@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from gateway.policy import SpendPolicy
+from gateway.catalog.policy import SpendPolicy
 
 
 class ApiKey(SpendPolicy):

@@ -13,7 +13,7 @@ from django.db.models.functions import TruncDate
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from gateway.limits import _period
+from gateway.hotpath.limits import _period
 from tenants.models import AdminToken, Membership, Workspace
 
 from .models import ApiKey

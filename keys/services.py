@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway.directory import KeyRecord, key_record_write
+from gateway.hotpath.directory import KeyRecord, key_record_write
 from tenants.models import KeyIndex, Workspace
 
 from .models import ApiKey

@@ -5,7 +5,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
-from gateway.policy import RateLimits, SpendPolicy
+from gateway.catalog.policy import RateLimits, SpendPolicy
 
 
 class Workspace(TenantMixin, SpendPolicy):

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import gateway.policy
+import gateway.catalog.policy
 from decimal import Decimal
 from django.db import migrations, models
 
@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='workspace',
             name='budget_alert_thresholds',
-            field=models.JSONField(blank=True, default=gateway.policy.default_alert_thresholds, help_text='Percentages of the budget that send an alert email.'),
+            field=models.JSONField(blank=True, default=gateway.catalog.policy.default_alert_thresholds, help_text='Percentages of the budget that send an alert email.'),
         ),
         migrations.AddField(
             model_name='workspace',

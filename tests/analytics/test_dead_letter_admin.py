@@ -9,8 +9,8 @@ import orjson
 from django.test import Client
 
 from analytics.tasks import DEAD_STREAM, usage_stream_drain
-from gateway.directory import redis_sync
-from gateway.record import USAGE_STREAM
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.record import USAGE_STREAM
 
 PAGE = "/admin/analytics/usagedeadletter/"
 

@@ -14,15 +14,15 @@ import redis
 from django.conf import settings
 
 from analytics.models import UsageEvent as Row
-from gateway.record import (
+from gateway.hotpath.record import (
     USAGE_INT_FIELDS,
     USAGE_STREAM,
     USAGE_TEXT_LIMITS,
-    UsageEvent,
+    UsageRecord,
     usage_event_begin,
     usage_event_bound,
 )
-from gateway.rediswire import WireRedis
+from gateway.hotpath.rediswire import WireRedis
 
 HOSTILE: dict[str, Any] = {
     "model": "gpt-4o" + "\x00" * 3 + "x" * 400,
@@ -63,7 +63,7 @@ def _fits(event: dict[str, Any]) -> None:
 
 
 def test_a_hostile_event_is_bounded_before_it_is_queued() -> None:
-    event = UsageEvent(schema="ws_bounds", key_id=1, event_id=uuid.uuid4().hex, **HOSTILE)
+    event = UsageRecord(schema="ws_bounds", key_id=1, event_id=uuid.uuid4().hex, **HOSTILE)
 
     async def queue() -> None:
         client = WireRedis(settings.REDIS_URL)
@@ -85,7 +85,7 @@ def test_a_hostile_event_is_bounded_before_it_is_queued() -> None:
 
 
 def test_a_usual_event_is_left_as_it_is() -> None:
-    event = UsageEvent(
+    event = UsageRecord(
         schema="ws_bounds",
         key_id=1,
         key_name="production",
@@ -125,7 +125,7 @@ def test_any_values_end_within_the_columns() -> None:
         "Infinity",
     ]
     for value in values:
-        event = UsageEvent(schema="ws_bounds", key_id=1, key_name="k", endpoint="e")
+        event = UsageRecord(schema="ws_bounds", key_id=1, key_name="k", endpoint="e")
         for name, _ in USAGE_TEXT_LIMITS:
             setattr(event, name, value)
         for name in (*USAGE_INT_FIELDS, "cost", "cost_saved"):
@@ -136,6 +136,6 @@ def test_any_values_end_within_the_columns() -> None:
 def test_each_text_field_is_cut_at_its_column_size_and_no_sooner() -> None:
     for name, limit in USAGE_TEXT_LIMITS:
         for size in (limit, limit + 1):
-            event = UsageEvent(schema="ws_bounds", key_id=1, key_name="k", endpoint="e")
+            event = UsageRecord(schema="ws_bounds", key_id=1, key_name="k", endpoint="e")
             setattr(event, name, "a" * size)
             assert getattr(usage_event_bound(event), name) == "a" * limit, (name, size)

@@ -17,9 +17,9 @@ from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
 from analytics.tasks import DEAD_STREAM, GROUP, usage_stream_drain
-from gateway.directory import redis_sync
-from gateway.record import USAGE_STREAM
-from gateway.record import UsageEvent as Event
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.record import USAGE_STREAM
+from gateway.hotpath.record import UsageRecord as Event
 
 
 def _event(schema_name: str, **fields: Any) -> dict[str, Any]:

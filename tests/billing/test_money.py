@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from analytics.alerts import budget_alert_send
 from analytics.models import UsageEvent
 from billing.money import usd_format
-from gateway import limits
-from gateway.directory import KEY_PREFIX, KeyRecord, redis_sync
-from gateway.errors import GatewayError
+from gateway.hotpath import limits
+from gateway.hotpath.directory import KEY_PREFIX, KeyRecord, redis_sync
+from gateway.hotpath.errors import GatewayError
 from keys.models import ApiKey
 from keys.services import api_key_create
 from keys.tokens import token_hash

@@ -1,4 +1,4 @@
-"""Cached answers put where the gateway puts them: exact entries through gateway.cache's own
+"""Cached answers put where the gateway puts them: exact entries through gateway.hotpath.response_cache's own
 store (so the index and size accounting are the real ones), semantic rows in the
 workspace's table."""
 
@@ -14,7 +14,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from cache.models import EMBEDDING_DIMENSIONS, SemanticEntry
-from gateway.cache import CachePlan, exact_store
+from gateway.hotpath.response_cache import CachePlan, exact_store
 from tenants.models import Workspace
 
 
@@ -63,7 +63,7 @@ def hot_cache_policy(secret: str) -> dict | None:  # type: ignore[type-arg]
     """The cache settings in the key's hot record, as the gateway reads them."""
     import orjson
 
-    from gateway.directory import KEY_PREFIX, redis_sync
+    from gateway.hotpath.directory import KEY_PREFIX, redis_sync
     from keys.tokens import token_hash
 
     return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ def embedder_socket():  # type: ignore[no-untyped-def]
     path = settings.GATEWAY_EMBEDDER_SOCKET
     if os.path.exists(path):
         os.unlink(path)  # a stale socket from an earlier run would look ready
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.embedder", "--socket", path], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.hotpath.embedder", "--socket", path], cwd=ROOT,
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
     deadline = time.monotonic() + 120
     while not os.path.exists(path):
@@ -59,8 +59,8 @@ def gateway_url(django_db_setup, fake_provider_url, embedder_socket):  # type: i
 def fake_models(django_db_setup, django_db_blocker, fake_provider_url):  # type: ignore[no-untyped-def]
     """The demo catalog (one model per upstream kind on the fake provider) plus a model
     whose upstream is unreachable."""
-    from gateway.demo import fake_catalog_ensure
-    from gateway.models import Model, Provider
+    from gateway.catalog.demo import fake_catalog_ensure
+    from gateway.catalog.models import Model, Provider
 
     with django_db_blocker.unblock():
         names = fake_catalog_ensure(fake_url=fake_provider_url, credential=UPSTREAM_CREDENTIAL)
@@ -92,7 +92,7 @@ def sdk_key(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def pricey_model(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
-    from gateway.models import Model, Provider
+    from gateway.catalog.models import Model, Provider
 
     with django_db_blocker.unblock():
         Model.objects.get_or_create(public_name=PRICEY, defaults={

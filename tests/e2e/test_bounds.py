@@ -21,8 +21,8 @@ from django.test import Client
 from google import genai
 from google.genai import errors, types
 
-from gateway.bounds import DEFAULT_BOUNDS
-from gateway.models import Model, Provider
+from gateway.catalog.models import Model, Provider
+from gateway.hotpath.bounds import DEFAULT_BOUNDS
 from tests.e2e.sdk import UPSTREAMS
 from tests.servers import ROOT, free_port, process_stop, wait_http
 

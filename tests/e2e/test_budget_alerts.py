@@ -15,8 +15,8 @@ from django.core import mail
 from django.test import override_settings
 
 from analytics.alerts import budget_alerts_check
-from gateway.directory import redis_sync
-from gateway.limits import _period
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.limits import _period
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import member_add, workspace_policy_update
 from tests.e2e.sdk import HI, PRICEY, events_of, openai_client

@@ -134,7 +134,7 @@ def test_history_without_call_ids_matches_responses_by_name(client, model):  # t
 def gemini_3(gateway_url, sdk_key, django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
     """A catalog model on the fake's gemini-3 upstream, which rejects function calls sent
     back without the thought signature it issued (as the real Gemini 3 models do)."""
-    from gateway.models import Model, Provider
+    from gateway.catalog.models import Model, Provider
 
     with django_db_blocker.unblock():
         Model.objects.get_or_create(public_name="fake-gemini-3", defaults={

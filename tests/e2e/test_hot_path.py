@@ -7,8 +7,8 @@ import asyncio
 import httpx
 from django.db.backends import utils as db_utils
 
-from gateway.asgi import application as gateway_app
-from gateway.asgi import gateway_shutdown
+from gateway.hotpath.asgi import application as gateway_app
+from gateway.hotpath.asgi import gateway_shutdown
 from keys.services import api_key_create
 
 

@@ -14,8 +14,8 @@ import pytest
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from gateway.directory import redis_sync
-from gateway.limits import UNITS_PER_USD, budget_reserved
+from gateway.hotpath.directory import redis_sync
+from gateway.hotpath.limits import UNITS_PER_USD, budget_reserved
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import workspace_policy_update
@@ -170,7 +170,7 @@ def test_key_limits_are_visible_in_its_record_and_revoked_with_it(key):  # type:
 
 
 def test_model_provider_and_global_limits_set_in_admin_apply_to_every_workspace(gateway_url, key, make_workspace):  # type: ignore[no-untyped-def]
-    from gateway.models import GlobalLimits, Model, Provider
+    from gateway.catalog.models import GlobalLimits, Model, Provider
 
     _, _, secret = key
     _, other_secret = api_key_create(workspace=make_workspace(), name="other")

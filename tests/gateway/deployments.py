@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.directory import Deployment
+from gateway.hotpath.directory import Deployment
 
 
 def deployment_make(**fields: Any) -> Deployment:

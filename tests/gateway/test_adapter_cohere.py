@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from gateway import upstream
-from gateway.adapters import cohere
-from gateway.directory import Deployment
-from gateway.errors import GatewayError
+from gateway.hotpath import upstream
+from gateway.hotpath.adapters import cohere
+from gateway.hotpath.directory import Deployment
+from gateway.hotpath.errors import GatewayError
 from tests.gateway.chunks import calls_of as _calls_of
 from tests.gateway.chunks import finish_of as _finish_of
 from tests.gateway.chunks import text_of as _text_of

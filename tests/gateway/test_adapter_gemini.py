@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway import upstream
-from gateway.adapters import gemini
-from gateway.directory import Deployment
-from gateway.errors import GatewayError
+from gateway.hotpath import upstream
+from gateway.hotpath.adapters import gemini
+from gateway.hotpath.directory import Deployment
+from gateway.hotpath.errors import GatewayError
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 IMAGE: dict[str, Any] = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}

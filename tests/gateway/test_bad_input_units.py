@@ -9,11 +9,11 @@ import struct
 import orjson
 import pytest
 
-from gateway.asgi import _embeddings_pack
-from gateway.directory import Deployment
-from gateway.errors import GatewayError
-from gateway.tokens import count_message_tokens
-from gateway.validate import MAX_DEPTH, chat_request_validate, json_body
+from gateway.hotpath.asgi import _embeddings_pack
+from gateway.hotpath.directory import Deployment
+from gateway.hotpath.errors import GatewayError
+from gateway.hotpath.token_count import count_message_tokens
+from gateway.hotpath.validate import MAX_DEPTH, chat_request_validate, json_body
 from tests.gateway.deployments import deployment_make
 
 
@@ -68,7 +68,7 @@ def test_an_upstream_vector_that_is_not_numbers_is_a_502():
 
 @pytest.mark.parametrize("length", [b"9" * 5000, b"9" * 19, b"99999999999"])
 def test_a_content_length_of_any_size_over_the_limit_is_a_413(length):
-    from gateway.asgi import _read_body
+    from gateway.hotpath.asgi import _read_body
 
     async def receive():  # pragma: no cover - refused before the body is read
         return {"type": "http.request", "body": b"", "more_body": False}

@@ -1,4 +1,4 @@
-"""gateway.bounds: every size a client can ask an upstream for, under every name its inbound
+"""gateway.hotpath.bounds: every size a client can ask an upstream for, under every name its inbound
 API gives it, is checked against the model's bounds; over a bound is a 400 naming the
 parameter and the limit, in the client's own error format."""
 
@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.bounds import DEFAULT_BOUNDS, RequestBounds, chat_bounds_check, embeddings_bounds_check
-from gateway.directory import Deployment, _deployments_from_snapshot
-from gateway.errors import GatewayError
-from gateway.inbound import inbound_for
+from gateway.hotpath.bounds import DEFAULT_BOUNDS, RequestBounds, chat_bounds_check, embeddings_bounds_check
+from gateway.hotpath.directory import Deployment, _deployments_from_snapshot
+from gateway.hotpath.errors import GatewayError
+from gateway.hotpath.inbound import inbound_for
 from tests.gateway.deployments import deployment_make
 
 HUGE = 2**31 - 1

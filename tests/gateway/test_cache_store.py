@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.cache import completion_assemble, completion_complete
+from gateway.hotpath.response_cache import completion_assemble, completion_complete
 
 
 def _chunk(delta, finish=None, **extra):  # type: ignore[no-untyped-def]

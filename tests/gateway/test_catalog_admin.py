@@ -8,9 +8,9 @@ import orjson
 from django.db import connection
 from django.test import Client
 
-from gateway.bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from gateway.directory import CATALOG_KEY, redis_sync
-from gateway.models import Model, Provider
+from gateway.catalog.models import Model, Provider
+from gateway.hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
+from gateway.hotpath.directory import CATALOG_KEY, redis_sync
 
 
 def _staff_client(make_user):  # type: ignore[no-untyped-def]

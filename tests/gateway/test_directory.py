@@ -1,4 +1,4 @@
-"""gateway.directory's key records: however many requests find a record expired at once,
+"""gateway.hotpath.directory's key records: however many requests find a record expired at once,
 the process reads it from Redis once, and a request that is cancelled while waiting does
 not cancel the read for the others. (A read per request, every 0.5 s, stalled every
 request in flight for 100-200 ms at 500 requests/s: README "Hot path and benchmarks".)"""
@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from gateway import directory
-from gateway.directory import Directory
+from gateway.hotpath import directory
+from gateway.hotpath.directory import Directory
 
 RECORD = {"workspace_id": 7, "schema": "ws_seven", "slug": "seven", "key_id": 3, "key_name": "ci", "revoked": False,
           "policy": {}}

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.embedder import EmbedderClient, EmbedderServer, EmbeddingModel, serve
+from gateway.hotpath.embedder import EmbedderClient, EmbedderServer, EmbeddingModel, serve
 
 
 @pytest.fixture(scope="module")

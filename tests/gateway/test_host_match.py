@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from gateway.auth import key_authenticate
-from gateway.directory import KeyRecord
-from gateway.errors import GatewayError
+from gateway.hotpath.auth import key_authenticate
+from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.errors import GatewayError
 from keys.tokens import KEY_PREFIX, token_hash
 
 SECRET = KEY_PREFIX + "host-match-test-secret"
@@ -101,7 +101,7 @@ def test_without_a_trusted_proxy_a_forged_forwarded_host_is_ignored() -> None:
 
 
 def test_the_gateway_reads_the_trusted_proxy_setting_once_per_state(settings) -> None:  # type: ignore[no-untyped-def]
-    from gateway.asgi import GatewayState
+    from gateway.hotpath.asgi import GatewayState
 
     settings.TRUSTED_PROXY = True
     assert GatewayState().trusted_proxy is True

@@ -1,4 +1,4 @@
-"""gateway.ids: the hot path's ids are unique, uuid4-hex shaped, and a forked child draws
+"""gateway.hotpath.ids: the hot path's ids are unique, uuid4-hex shaped, and a forked child draws
 its own prefix."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 
-from gateway.ids import unique_id
+from gateway.hotpath.ids import unique_id
 
 
 def test_ids_are_unique_and_shaped_like_uuid_hex() -> None:

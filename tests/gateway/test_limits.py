@@ -1,4 +1,4 @@
-"""gateway.limits against the tests' real Redis: reservations that are never settled
+"""gateway.hotpath.limits against the tests' real Redis: reservations that are never settled
 (a killed gateway process) expire instead of holding budget forever."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from gateway import limits
-from gateway.directory import KeyRecord
-from gateway.errors import GatewayError
+from gateway.hotpath import limits
+from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.errors import GatewayError
 from tests.gateway.deployments import deployment_make
 
 DEPLOYMENT = deployment_make(input_price_per_mtok=1000.0, output_price_per_mtok=1000.0)

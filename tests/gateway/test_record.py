@@ -1,4 +1,4 @@
-"""gateway.record.usage_event_begin: the usage command leaves for Redis before the answer
+"""gateway.hotpath.record.usage_event_begin: the usage command leaves for Redis before the answer
 does; its reply is collected after (awaited, or detached: nobody waits), and a failure
 still ends in the spool."""
 
@@ -14,20 +14,20 @@ import pytest
 import redis
 from django.conf import settings
 
-from gateway.record import (
+from gateway.hotpath.record import (
     USAGE_STREAM,
-    UsageEvent,
+    UsageRecord,
     _detached,
     _recovering,
     usage_event_begin,
     usage_replies_wait,
     usage_spool,
 )
-from gateway.rediswire import WireRedis
+from gateway.hotpath.rediswire import WireRedis
 
 
-def _event() -> UsageEvent:
-    return UsageEvent(schema="ws_record_test", key_id=1, key_name="k", endpoint="chat.completions",
+def _event() -> UsageRecord:
+    return UsageRecord(schema="ws_record_test", key_id=1, key_name="k", endpoint="chat.completions",
                       model="m", event_id=uuid.uuid4().hex)
 
 
@@ -54,6 +54,11 @@ def test_the_command_is_with_redis_before_the_reply_is_collected() -> None:
     event = _event()
 
     async def body(client: WireRedis) -> None:
+        # a Redis that has not run the script yet answers NOSCRIPT, and the retry waits for that
+        # reply: load it first, as any earlier request of the process would have
+        warm = await usage_event_begin(client, _event())
+        assert warm is not None
+        await warm
         collect = await usage_event_begin(client, event)
         assert collect is not None
         for _ in range(100):  # nothing awaited the reply yet: Redis ran it anyway

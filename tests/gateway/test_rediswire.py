@@ -1,4 +1,4 @@
-"""gateway.rediswire against the tests' real Redis: replies in order under concurrency,
+"""gateway.hotpath.rediswire against the tests' real Redis: replies in order under concurrency,
 scripts loaded on demand, Redis errors as redis-py's exceptions, and a connection that
 times out or is killed fails its commands and is replaced on the next one."""
 
@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from gateway.rediswire import WireRedis, _encode
+from gateway.hotpath.rediswire import WireRedis, _encode
 
 
 def _run(coro):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.semantic_guard import DEFAULT_THRESHOLD, explain, semantic_match
+from gateway.hotpath.semantic_guard import GUARD_THRESHOLD, explain, semantic_match
 
 HIGH = 0.97  # near misses usually score this high: only the word-level rules can reject them
 TYPICAL = 0.90  # a usual score for a genuine paraphrase
@@ -221,7 +221,7 @@ def test_changed_quoted_text_does_not_match() -> None:
 
 
 def test_low_similarity_never_matches() -> None:
-    assert not hits("What is the capital of France?", "what's france's capital", DEFAULT_THRESHOLD - 0.01)
+    assert not hits("What is the capital of France?", "what's france's capital", GUARD_THRESHOLD - 0.01)
 
 
 def test_custom_threshold_is_honoured() -> None:
@@ -231,7 +231,7 @@ def test_custom_threshold_is_honoured() -> None:
 
 def test_extra_words_need_a_higher_similarity() -> None:
     # "city" is on one side only: allowed, but it asks more of the embeddings than the bare threshold
-    assert not hits("What is the capital city of Canada?", "canada's capital?", DEFAULT_THRESHOLD + 0.01)
+    assert not hits("What is the capital city of Canada?", "canada's capital?", GUARD_THRESHOLD + 0.01)
     assert hits("What is the capital city of Canada?", "canada's capital?", 0.9)
 
 
@@ -250,7 +250,7 @@ def test_explain_names_the_rejecting_rule(cached: str, query: str, rule: str) ->
 
 
 def test_module_does_not_import_django() -> None:
-    source = Path(__file__).resolve().parents[2] / "gateway" / "semantic_guard.py"
+    source = Path(__file__).resolve().parents[2] / "gateway" / "hotpath" / "semantic_guard.py"
     tree = ast.parse(source.read_text(encoding="utf-8"))
     imported = {
         alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
@@ -348,14 +348,14 @@ def test_capital_of_france_paraphrases() -> None:
 
 
 def test_unusual_letters_never_crash_the_rules() -> None:
-    from gateway.semantic_guard import hard_reject
+    from gateway.hotpath.semantic_guard import hard_reject
 
     assert hard_reject("İm tired of this", "Im tired of this") is None
     assert hard_reject("IM ready", "İM ready") is None
 
 
 def test_long_numbers_that_differ_late_do_not_match() -> None:
-    from gateway.semantic_guard import hard_reject
+    from gateway.hotpath.semantic_guard import hard_reject
 
     assert hard_reject("Look up order 12345678901234567890", "Look up order 12345678901234567891") == "numbers"
     assert hard_reject("Look up order 12345678901234567890", "look up order 12345678901234567890") is None

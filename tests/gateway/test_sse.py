@@ -1,4 +1,4 @@
-"""gateway.adapters.interface.sse_events / sse_parse: the same events and data however the
+"""gateway.hotpath.adapters.interface.sse_events / sse_parse: the same events and data however the
 upstream's bytes are cut into reads (the one-whole-event read takes a shortcut)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gateway.adapters.interface import sse_events, sse_parse
+from gateway.hotpath.adapters.interface import sse_events, sse_parse
 
 STREAM = (b'data: {"choices":[{"delta":{"content":"Hel"}}]}\n\n'
           b'event: message_delta\ndata: {"a":1}\n\n'

@@ -1,4 +1,4 @@
-"""The upstream HTTP client (gateway/upstream.py) against a scripted HTTP server: each test
+"""The upstream HTTP client (gateway/hotpath/upstream.py) against a scripted HTTP server: each test
 decides the exact bytes the server answers, so framing, keep-alive, failures, timeouts,
 flow control and TLS are all exercised on real sockets."""
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gateway import upstream
+from gateway.hotpath import upstream
 
 Answer = Callable[[asyncio.StreamWriter, dict[str, Any]], Awaitable[None]]
 

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from gateway.directory import CATALOG_KEY, _deployments_from_snapshot, redis_sync
-from gateway.models import Model, Provider
+from gateway.catalog.models import Model, Provider
+from gateway.hotpath.directory import CATALOG_KEY, _deployments_from_snapshot, redis_sync
 
 OLD, NEW = "old-rotation-key-" + uuid.uuid4().hex, "new-rotation-key-" + uuid.uuid4().hex
 

@@ -27,10 +27,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django_tenants.utils import schema_context
 
-from gateway.cache import cache_plan
-from gateway.directory import KeyRecord
-from gateway.embedder import EmbedderClient, EmbeddingModel, serve
-from gateway.semantic import SemanticCache, semantic_lookup, semantic_store
+from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.embedder import EmbedderClient, EmbeddingModel, serve
+from gateway.hotpath.response_cache import cache_plan
+from gateway.hotpath.semantic import SemanticCache, semantic_lookup, semantic_store
 from tenants.models import Workspace
 
 EVAL_TTL = 3600

@@ -1,5 +1,5 @@
 """`manage.py cache_verifier_train --pairs A.jsonl --pairs B.jsonl`: train the semantic
-cache's verifier (gateway/verifier.py) on labelled prompt pairs and write its weights.
+cache's verifier (gateway/hotpath/verifier.py) on labelled prompt pairs and write its weights.
 
 Pairs the hard rules already reject, or below the cosine floor, are left out: the verifier
 only ever sees the others. The probability threshold is chosen by 5-fold cross-validation
@@ -18,10 +18,10 @@ import numpy as np
 from django.core.management.base import BaseCommand
 
 from cache.management.commands.cache_eval import _pairs
-from gateway.embedder import EmbeddingModel
-from gateway.semantic import DEFAULT_THRESHOLD
-from gateway.semantic_guard import hard_reject
-from gateway.verifier import FEATURES, WEIGHTS, pair_features
+from gateway.hotpath.embedder import EmbeddingModel
+from gateway.hotpath.semantic import CANDIDATE_FLOOR
+from gateway.hotpath.semantic_guard import hard_reject
+from gateway.hotpath.verifier import FEATURES, WEIGHTS, pair_features
 
 HIDDEN = 16
 THRESHOLDS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97)
@@ -71,7 +71,7 @@ class Command(BaseCommand):
             if a is None or b is None or hard_reject(pair["cached"], pair["query"]) is not None:
                 continue
             similarity = float(np.frombuffer(a[0], "<f4") @ np.frombuffer(b[0], "<f4"))
-            if similarity < DEFAULT_THRESHOLD:
+            if similarity < CANDIDATE_FLOOR:
                 continue
             rows.append(pair_features(similarity, a[1], b[1]))
             labels.append(float(pair["should_hit"]))
@@ -100,7 +100,7 @@ class Command(BaseCommand):
         net = _train(x, y, mean, scale)
         first, second = net[0], net[2]
         weights = {
-            "about": "semantic cache verifier (gateway/verifier.py); trained by manage.py cache_verifier_train",
+            "about": "semantic cache verifier (gateway/hotpath/verifier.py); trained by manage.py cache_verifier_train",
             "trained_on": [str(p) for p in options["pairs"]], "pairs": len(pairs), "training_rows": len(y),
             **chosen,
             "mean": mean.round(6).tolist(), "scale": scale.round(6).tolist(),

@@ -1,5 +1,5 @@
 """Idempotent set-up for `make run`: public tenant, demo user, demo workspace, the fake
-providers with one model per upstream kind (gateway.demo), and a demo API key written to .aiproxy/demo.env."""
+providers with one model per upstream kind (gateway.catalog.demo), and a demo API key written to .aiproxy/demo.env."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from aiproxy_site.embedded import data_dir
-from gateway.demo import fake_catalog_ensure
-from gateway.directory import catalog_publish
+from gateway.catalog.demo import fake_catalog_ensure
+from gateway.hotpath.directory import catalog_publish
 from keys.services import api_key_create
 from keys.tokens import token_hash
 from tenants.models import KeyIndex, Workspace

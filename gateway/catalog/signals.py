@@ -4,7 +4,7 @@ the saving connection, so it already sees the change)."""
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from .directory import catalog_publish
+from ..hotpath.directory import catalog_publish
 from .models import GlobalLimits, Model, Provider
 
 

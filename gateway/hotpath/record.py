@@ -27,7 +27,7 @@ from .rediswire import WireRedis, WireScript
 logger = logging.getLogger("aiproxy.gateway")
 
 if TYPE_CHECKING:
-    from .cache import CacheWrite
+    from .response_cache import CacheWrite
 
 USAGE_STREAM = "aip:usage"
 
@@ -53,7 +53,7 @@ return 1
 
 
 @dataclass(slots=True)
-class UsageEvent:
+class UsageRecord:
     schema: str
     key_id: int
     key_name: str
@@ -124,7 +124,7 @@ def cost_bound(value: Any) -> str:
     return f"{amount.quantize(_CENT):f}"
 
 
-def usage_event_bound(event: UsageEvent) -> UsageEvent:
+def usage_event_bound(event: UsageRecord) -> UsageRecord:
     """Fit the event's fields to the usage table's columns, in place: a client's model name
     of any length or content must never make the worker's insert fail. The usual event
     passes one cheap check and is left as it is."""
@@ -156,7 +156,7 @@ def _cost_fits(value: Any) -> bool:
     return type(value) is str and len(value) <= _COST_LEN and value[-9:-8] == "." and value[:1].isdigit()
 
 
-def _usage_event_fits(e: UsageEvent) -> bool:
+def _usage_event_fits(e: UsageRecord) -> bool:
     """The per-request check, unrolled (about half the time of the loops above)."""
     try:
         text = e.model + e.key_name + e.provider + e.endpoint + e.cache_status + e.error_type
@@ -199,7 +199,7 @@ class UsageSpool:
                 other.unlink(missing_ok=True)
         self.pending = self.path.exists() and self.path.stat().st_size > 0
 
-    def append(self, event: UsageEvent, settle: tuple[list[str], list[Any]] | None) -> None:
+    def append(self, event: UsageRecord, settle: tuple[list[str], list[Any]] | None) -> None:
         line = orjson.dumps({"event": asdict(event), "settle": settle}) + b"\n"
         self.directory.mkdir(parents=True, exist_ok=True)
         with self.lock, open(self.path, "ab") as out:  # a few hundred bytes to the page cache
@@ -218,7 +218,7 @@ class UsageSpool:
         sent = 0
         for i, line in enumerate(lines):
             item = orjson.loads(line)
-            event = UsageEvent(**item["event"])
+            event = UsageRecord(**item["event"])
             try:
                 await _send(client, event, settle_args_upgrade(item["settle"]))
             except RedisError:
@@ -252,7 +252,7 @@ def usage_spool() -> UsageSpool:
     return _spool
 
 
-def _finish_call(event: UsageEvent, settle: Any, write: CacheWrite | None) -> tuple[list[Any], list[Any]]:
+def _finish_call(event: UsageRecord, settle: Any, write: CacheWrite | None) -> tuple[list[Any], list[Any]]:
     """KEYS and ARGV of FINISH (the event is bounded first: every way to the stream passes here)."""
     keys: list[Any] = [USAGE_STREAM]
     args: list[Any] = [orjson.dumps(usage_event_bound(event))]  # orjson writes the dataclass's fields as asdict would
@@ -269,21 +269,21 @@ def _finish_call(event: UsageEvent, settle: Any, write: CacheWrite | None) -> tu
     return keys, args
 
 
-async def _send(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: Any, write: CacheWrite | None = None) -> None:
+async def _send(client: aioredis.Redis | WireRedis, event: UsageRecord, settle: Any, write: CacheWrite | None = None) -> None:
     keys, args = _finish_call(event, settle, write)
     await script_for(client, FINISH)(keys=keys, args=args)
 
 
-async def usage_event_record(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None = None,
+async def usage_event_record(client: aioredis.Redis | WireRedis, event: UsageRecord, settle: tuple[list[str], list[Any]] | None = None,
                              write: CacheWrite | None = None) -> None:
     """Queue the event in one round trip, together with, if given, the settlement of its
-    reservation (`settle`, gateway.limits.settle_args) and its exact-cache entry (`write`).
+    reservation (`settle`, gateway.hotpath.limits.settle_args) and its exact-cache entry (`write`).
     If Redis is unavailable the event and settlement go to the spool and are sent once
     Redis answers again (the cache entry is dropped: it is only a cache)."""
     await _spooled(client, event, settle, _send(client, event, settle, write))
 
 
-async def _spooled(client: aioredis.Redis | WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None,
+async def _spooled(client: aioredis.Redis | WireRedis, event: UsageRecord, settle: tuple[list[str], list[Any]] | None,
                    sending: Awaitable[Any]) -> None:
     """Await the FINISH round trip `sending`; on a Redis failure spool the event, and after
     a success send what an earlier failure spooled."""
@@ -297,7 +297,7 @@ async def _spooled(client: aioredis.Redis | WireRedis, event: UsageEvent, settle
         await spool.replay(client)
 
 
-async def usage_event_begin(client: aioredis.Redis | WireRedis, event: UsageEvent,
+async def usage_event_begin(client: aioredis.Redis | WireRedis, event: UsageRecord,
                             settle: tuple[list[str], list[Any]] | None = None,
                             write: CacheWrite | None = None) -> FinishReply | None:
     """usage_event_record in two halves, so a client can have its answer while Redis runs
@@ -325,7 +325,7 @@ class FinishReply:
 
     __slots__ = ("client", "event", "settle", "script", "future", "keys", "args")
 
-    def __init__(self, client: WireRedis, event: UsageEvent, settle: tuple[list[str], list[Any]] | None,
+    def __init__(self, client: WireRedis, event: UsageRecord, settle: tuple[list[str], list[Any]] | None,
                  script: WireScript, future: asyncio.Future[Any], keys: list[Any], args: list[Any]) -> None:
         self.client, self.event, self.settle, self.script = client, event, settle, script
         self.future, self.keys, self.args = future, keys, args

@@ -1,7 +1,7 @@
 """Abstract model fields for rate limits and budgets, shared by every scope that has
 them: API keys (tenant schema), members and workspaces (public), models, providers and
 the global limits (public). The gateway enforces them in one Redis round trip
-(gateway/limits.py); the owning apps publish them to the hot directory."""
+(gateway/hotpath/limits.py); the owning apps publish them to the hot directory."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Provider adapters: one module per upstream wire format behind the small interface in
-interface.py. Provider kinds (gateway.models.Provider.kind) map to wire modules here."""
+interface.py. Provider kinds (gateway.catalog.models.Provider.kind) map to wire modules here."""
 
 from __future__ import annotations
 

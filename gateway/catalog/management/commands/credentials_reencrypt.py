@@ -14,9 +14,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from gateway.credentials import credential_is_current, credential_reencrypt
-from gateway.directory import catalog_publish
-from gateway.models import Provider
+from gateway.catalog.models import Provider
+from gateway.hotpath.credentials import credential_is_current, credential_reencrypt
+from gateway.hotpath.directory import catalog_publish
 
 
 class Command(BaseCommand):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
-DEFAULT_THRESHOLD: float = 0.76
+GUARD_THRESHOLD: float = 0.76
 
 # extra cosine required per content word found on one side only
 _PER_GENERIC = 0.01
@@ -1216,7 +1216,7 @@ def _word_class(word: str, proper: frozenset[str]) -> str:
     return "proper" if word in proper else ""
 
 
-def explain(cached: str, query: str, threshold: float = DEFAULT_THRESHOLD) -> tuple[float | None, str]:
+def explain(cached: str, query: str, threshold: float = GUARD_THRESHOLD) -> tuple[float | None, str]:
     """(cosine needed, "") or (None, the rule that rejects the pair): for tests and tuning."""
     a, b = _analyse(cached), _analyse(query)
     if a.numbers != b.numbers:
@@ -1284,7 +1284,7 @@ def explain(cached: str, query: str, threshold: float = DEFAULT_THRESHOLD) -> tu
     return min(required, _MAX_REQUIRED), ""
 
 
-def semantic_match(cached: str, query: str, similarity: float, threshold: float = DEFAULT_THRESHOLD) -> bool:
+def semantic_match(cached: str, query: str, similarity: float, threshold: float = GUARD_THRESHOLD) -> bool:
     """True when the answer cached for `cached` may be served for `query`.
 
     `similarity` is the cosine of the two prompts' normalised MiniLM embeddings.
@@ -1300,7 +1300,7 @@ def semantic_match(cached: str, query: str, similarity: float, threshold: float 
 # Rules that reject a pair outright whatever the similarity: a different number, operator,
 # negation, quoted text, question word, entity, unit, antonym, direction or order. The
 # others (a word swapped, added or a condition added) are judged by the learned verifier
-# (gateway/verifier.py), which knows synonyms these word lists do not.
+# (gateway/hotpath/verifier.py), which knows synonyms these word lists do not.
 HARD_RULES = ("numbers", "operators", "operands", "negation", "quoted", "question word", "swap within class",
               "entity on one side", "antonym", "direction", "order")
 

@@ -111,7 +111,7 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
 
 
 def catalog_snapshot_build() -> dict[str, Any]:
-    from .models import GlobalLimits, Model
+    from ..catalog.models import GlobalLimits, Model
 
     models = []
     queryset = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.validators import MinValueValidator
 from django.db import models
 
-from .bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from .credentials import credential_decrypt, credential_encrypt
+from ..hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
+from ..hotpath.credentials import credential_decrypt, credential_encrypt
 from .policy import RateLimits
 
 
@@ -60,7 +60,7 @@ class Model(RateLimits):
         "tenants.Workspace", blank=True, help_text="Leave empty to offer the model to every workspace."
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # request bounds (gateway/bounds.py): a request asking for more is a 400 naming the parameter
+    # request bounds (gateway/hotpath/bounds.py): a request asking for more is a 400 naming the parameter
     max_n = models.PositiveIntegerField(
         "most choices", default=DEFAULT_BOUNDS.max_n, validators=[MinValueValidator(1)],
         help_text="Per request: OpenAI n (and best_of), Gemini candidateCount.",
@@ -98,7 +98,7 @@ class Model(RateLimits):
         return self.public_name
 
     def request_bounds(self) -> dict[str, int]:
-        """The bounds as the catalog snapshot carries them (gateway.bounds.RequestBounds)."""
+        """The bounds as the catalog snapshot carries them (gateway.hotpath.bounds.RequestBounds)."""
         return {name: getattr(self, name) for name in BOUND_NAMES}
 
 

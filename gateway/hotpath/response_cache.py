@@ -1,5 +1,5 @@
 """Step 3 of the pipeline: the response cache. First the exact cache (Redis), then the
-semantic cache (gateway/semantic.py: pgvector in the workspace's schema), per workspace or
+semantic cache (gateway/hotpath/semantic.py: pgvector in the workspace's schema), per workspace or
 per key.
 
 The exact key is a SHA-256 of a canonical form of everything that changes the answer: the
@@ -152,7 +152,7 @@ NOT_READ = b"\x00not read"
 async def cache_lookup(client: aioredis.Redis, semantic: SemanticCache, plan: CachePlan,
                        exact: bytes | None = NOT_READ) -> dict[str, Any] | None:
     """Exact first, then by meaning. Sets plan.status to what was hit. `exact` is the exact
-    entry when it was already read (with the rate limits, gateway.limits.limits_reserve);
+    entry when it was already read (with the rate limits, gateway.hotpath.limits.limits_reserve);
     otherwise it is read here (one Redis GET)."""
     if exact is NOT_READ:
         cached = await exact_lookup(client, plan)
@@ -187,7 +187,7 @@ async def _semantic_find(semantic: SemanticCache, plan: CachePlan) -> SemanticHi
 
 def cache_stage(semantic: SemanticCache, plan: CachePlan | None, completion: dict[str, Any] | None, cost: str) -> None:
     """Stage a complete answer for the exact cache (plan.write, written by the usage
-    recorder in the round trip that records the request, gateway/record.py) and queue it
+    recorder in the round trip that records the request, gateway/hotpath/record.py) and queue it
     for the semantic cache, stored after the answer is sent (embedded then if the lookup
     did not)."""
     if plan is None:

@@ -189,7 +189,7 @@ local function settle(keys, argv)
 end
 """
 
-# settle alone (the usage recorder runs SETTLE_FUNCTION inside its own script, gateway/record.py)
+# settle alone (the usage recorder runs SETTLE_FUNCTION inside its own script, gateway/hotpath/record.py)
 SETTLE = SETTLE_FUNCTION + "return settle(KEYS, ARGV)\n"
 
 

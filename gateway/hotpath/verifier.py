@@ -1,6 +1,6 @@
 """The semantic cache's learned verifier: does a cached prompt ask exactly what the new one
-asks? Runs in the embedding service (gateway/embedder.py), after the vector search and
-after the hand-written hard rules (gateway/semantic_guard.py: numbers, negation, entities,
+asks? Runs in the embedding service (gateway/hotpath/embedder.py), after the vector search and
+after the hand-written hard rules (gateway/hotpath/semantic_guard.py: numbers, negation, entities,
 units, direction...) have let a candidate through.
 
 Why a learned step: a cosine threshold cannot tell "How can I thaw chicken quickly?" (a
@@ -10,7 +10,7 @@ embeddings can: each word of one prompt is aligned with its most similar word of
 other, and a word that finds no counterpart is evidence of a different question. Twelve
 alignment features feed a two-layer perceptron (PyTorch, trained by `manage.py
 cache_verifier_train` on the labelled pairs in tests/data/; its weights, a few hundred
-numbers, live in gateway/data/semantic_verifier.json and are evaluated with numpy).
+numbers, live in gateway/hotpath/data/semantic_verifier.json and are evaluated with numpy).
 """
 
 from __future__ import annotations

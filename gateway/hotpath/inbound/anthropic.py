@@ -3,7 +3,7 @@
 
 A request is validated here, then turned into the internal OpenAI-shaped request for
 upstreams of other kinds; an Anthropic upstream gets the client's own body untouched
-(see gateway.asgi). Answers and stream events are turned back into Anthropic's.
+(see gateway.hotpath.asgi). Answers and stream events are turned back into Anthropic's.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def messages_to_internal(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def messages_for_count(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """The request's text, message by message, in the shape gateway.tokens counts
+    """The request's text, message by message, in the shape gateway.hotpath.token_count counts
     (for the context-window check and estimates on the native path)."""
     out: list[dict[str, Any]] = []
     if body.get("system"):

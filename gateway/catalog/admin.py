@@ -3,7 +3,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from .bounds import BOUND_NAMES, DEFAULT_BOUNDS
+from ..hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
 from .models import GlobalLimits, Model, Provider
 
 

@@ -9,11 +9,11 @@ and make different questions look alike, and an answer given under other instruc
 another history is not the same answer. A last turn longer than the model's window (256
 tokens) is not embedded at all: truncated, two different long prompts would look alike.
 
-A lookup embeds the text (gateway/embedder.py: one shared, batching model process),
+A lookup embeds the text (gateway/hotpath/embedder.py: one shared, batching model process),
 takes the nearest entries above the threshold with the HNSW index, and serves the first
-that passes two checks: the hand-written hard rules of gateway/semantic_guard.py (same
+that passes two checks: the hand-written hard rules of gateway/hotpath/semantic_guard.py (same
 numbers, entities, units, direction, negation...), then the learned verifier
-(gateway/verifier.py, run by the embedding service) that aligns the two prompts' words. The table is read and written with raw SQL on this process's own small pool:
+(gateway/hotpath/verifier.py, run by the embedding service) that aligns the two prompts' words. The table is read and written with raw SQL on this process's own small pool:
 no Django ORM on the hot path. Writes (new entries, hit counters) run after the answer.
 """
 
@@ -43,7 +43,7 @@ CANDIDATES = 4  # nearest entries the checks may look at
 STATEMENT_TIMEOUT_MS = 500  # a lookup blocked by a lock or a slow server is a miss, not a wait
 DATABASE_RETRY_SECONDS = 5.0  # after a failure, lookups skip the database this long
 MAX_BACKGROUND = 256  # pending cache writes per process; beyond this new entries are dropped
-DEFAULT_THRESHOLD = 0.7  # cosine a candidate needs before the checks look at it
+CANDIDATE_FLOOR = 0.7  # cosine a candidate needs before the checks look at it
 EF_SEARCH = 200  # HNSW candidate list: recall of the nearest entry vs exact search 0.99 at 100,000 entries (benchmarks/)
 TABLE = "cache_semanticentry"
 
@@ -156,7 +156,7 @@ async def semantic_lookup(cache: SemanticCache, *, schema: str, partition: str, 
                           threshold: float | None, guarded: bool = True) -> SemanticHit | None:
     """The nearest cached answer the guard accepts, or None. A database error is a miss.
     (`guarded=False`: plain cosine, for `manage.py cache_eval --plain-cosine` only.)"""
-    floor = threshold if threshold is not None else DEFAULT_THRESHOLD
+    floor = threshold if threshold is not None else CANDIDATE_FLOOR
     if not cache.available():
         return None
     query = sql.SQL(

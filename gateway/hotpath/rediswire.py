@@ -1,6 +1,6 @@
 """The hot path's Redis client: one connection per event loop, every command pipelined on it.
 
-The gateway talks to Redis twice per request (gateway/limits.py reserves, gateway/record.py
+The gateway talks to Redis twice per request (gateway/hotpath/limits.py reserves, gateway/hotpath/record.py
 settles and records), each time with one EVALSHA. redis-py spends about 110 µs of CPU on
 such a call (connection pool, retries, observability hooks, a timer per read); this client
 spends about 20-30 µs (benchmarks: README "Hot path"), and concurrent requests share one

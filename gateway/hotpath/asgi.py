@@ -38,7 +38,6 @@ from .adapters import openai as openai_upstream
 from .adapters.interface import Usage, body_read, sse_events, sse_parse, upstream_invalid, usage_dict
 from .auth import key_authenticate
 from .bounds import chat_bounds_check, embeddings_bounds_check
-from .cache import CachePlan, CacheWrite, cache_lookup, cache_plan, cache_stage, completion_assemble, replay_chunks
 from .directory import Deployment, Directory, KeyRecord
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
@@ -52,12 +51,21 @@ from .limits import (
     request_budget_scopes,
     settle_args,
 )
-from .record import FinishReply, UsageEvent, usage_cost, usage_event_begin, usage_replies_wait
+from .record import FinishReply, UsageRecord, usage_cost, usage_event_begin, usage_replies_wait
 from .rediswire import WireRedis
+from .response_cache import (
+    CachePlan,
+    CacheWrite,
+    cache_lookup,
+    cache_plan,
+    cache_stage,
+    completion_assemble,
+    replay_chunks,
+)
 from .route import models_visible, route_select
 from .semantic import SemanticCache
 from .stream import SSE_HEADERS, Receive, Send, sse_relay
-from .tokens import count_message_tokens, count_text_tokens
+from .token_count import count_message_tokens, count_text_tokens
 from .upstream import Pool
 from .upstream import Response as UpstreamResponse
 
@@ -77,7 +85,7 @@ class GatewayState:
         # the two round trips of every request (limits, then record) go over this one
         self.wire = WireRedis(settings.REDIS_URL, timeout=2, connect_timeout=2)
         self.directory = Directory(self.redis)
-        # one pool serves every workspace (it keeps no cookies); gateway/upstream.py says why not aiohttp
+        # one pool serves every workspace (it keeps no cookies); gateway/hotpath/upstream.py says why not aiohttp
         self.session = Pool(connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
                             read_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT)
         self.semantic = SemanticCache()
@@ -293,7 +301,7 @@ def _ignored_header(adapter: ModuleType, payload: dict[str, Any]) -> list[tuple[
 async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord,
                *, model: str | None = None, stream: bool | None = None) -> None:
     started = time.perf_counter()
-    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
+    event = UsageRecord(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
     recorder = Recorder(state, event, started, key)
     headers = dict(scope["headers"])
     try:
@@ -352,7 +360,7 @@ class Recorder:
     to Redis) before they are sent, so a client that got its answer is always billed, even
     if the process dies right after."""
 
-    def __init__(self, state: GatewayState, event: UsageEvent, started: float, key: KeyRecord) -> None:
+    def __init__(self, state: GatewayState, event: UsageRecord, started: float, key: KeyRecord) -> None:
         self.state, self.event, self.started, self.key = state, event, started, key
         self.reservation: Reservation | None = None
         self.cache: CachePlan | None = None
@@ -454,7 +462,7 @@ async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deplo
         return None
 
 
-def _estimate(event: UsageEvent, deployment: Deployment, messages: list[dict[str, Any]], tools: Any,
+def _estimate(event: UsageRecord, deployment: Deployment, messages: list[dict[str, Any]], tools: Any,
               usage: Usage | None, text: str, *, disconnected: bool) -> None:
     """Settle with the upstream's usage; count with tiktoken when it reported none, or
     when the client left before the upstream's final count (tokens streamed are billed)."""
@@ -584,7 +592,7 @@ async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleT
 
 
 async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: UpstreamResponse,
-                 encoder: Any, extra: list[tuple[bytes, bytes]], event: UsageEvent) -> None:
+                 encoder: Any, extra: list[tuple[bytes, bytes]], event: UsageRecord) -> None:
     try:
         outcome = await sse_relay(send, receive, events, extra_headers=extra, error_event=encoder.error)
     finally:
@@ -732,7 +740,7 @@ def _embeddings_pack(data: dict[str, Any], deployment: Deployment) -> None:
 async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
                      key: KeyRecord, *, model: str | None = None) -> None:
     started = time.perf_counter()
-    event = UsageEvent(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
+    event = UsageRecord(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
     recorder = Recorder(state, event, started, key)
     try:
         request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
@@ -777,13 +785,13 @@ async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, 
 
 # --- record ----------------------------------------------------------------------------------------
 
-def _settle(event: UsageEvent, deployment: Deployment, input_tokens: int, output_tokens: int) -> None:
+def _settle(event: UsageRecord, deployment: Deployment, input_tokens: int, output_tokens: int) -> None:
     event.input_tokens = input_tokens
     event.output_tokens = output_tokens
     event.cost = usage_cost(input_tokens, output_tokens, deployment.input_price_per_mtok, deployment.output_price_per_mtok)
 
 
-async def _record(state: GatewayState, event: UsageEvent, started: float, key: KeyRecord,
+async def _record(state: GatewayState, event: UsageRecord, started: float, key: KeyRecord,
                   reservation: Reservation | None = None, write: CacheWrite | None = None) -> FinishReply | None:
     """Step 7: settle the reservation, queue the usage event and store the answer in the
     exact cache, in one round trip. Returns once the command is on its way to Redis, with
