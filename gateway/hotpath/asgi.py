@@ -38,7 +38,7 @@ from .adapters import openai as openai_upstream
 from .adapters.interface import Usage, body_read, sse_events, sse_parse, upstream_invalid, usage_dict
 from .auth import key_authenticate
 from .bounds import chat_bounds_check, embeddings_bounds_check
-from .directory import Deployment, Directory, KeyRecord
+from .directory import Deployment, Directory, KeyRecord, ModelGroup
 from .errors import GatewayError, invalid_request, not_found
 from .inbound import anthropic as anthropic_inbound
 from .inbound import inbound_for
@@ -62,7 +62,7 @@ from .response_cache import (
     completion_assemble,
     replay_chunks,
 )
-from .route import models_visible, route_select
+from .route import models_visible, route_group, route_select
 from .semantic import SemanticCache
 from .stream import SSE_HEADERS, Receive, Send, sse_relay
 from .token_count import count_message_tokens, count_text_tokens
@@ -236,7 +236,8 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
 
 # --- models ----------------------------------------------------------------------------------
 
-def _model_object(d: Deployment, inbound: ModuleType) -> dict[str, Any]:
+def _model_object(g: ModelGroup, inbound: ModuleType) -> dict[str, Any]:
+    d = g.deployments[0]
     if hasattr(inbound, "model_object"):
         return inbound.model_object(d)  # type: ignore[no-any-return]
     if inbound is anthropic_inbound:
@@ -259,8 +260,8 @@ async def models_list(state: GatewayState, inbound: ModuleType, send: Send, key:
 
 
 async def model_retrieve(state: GatewayState, inbound: ModuleType, send: Send, key: KeyRecord, model: str) -> None:
-    deployment = route_select(await state.directory.catalog(), model, key)
-    await _respond(send, 200, orjson.dumps(_model_object(deployment, inbound)))
+    group = route_group(await state.directory.catalog(), model, key)
+    await _respond(send, 200, orjson.dumps(_model_object(group, inbound)))
 
 
 # --- chat ------------------------------------------------------------------------------------

@@ -44,8 +44,22 @@ class KeyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds an attempt on a deployment may take; None: the gateway's default (settings)."""
+
+    connect: float | None = None
+    first_byte: float | None = None  # from the request sent to the first byte of the answer
+    total: float | None = None
+
+
+NO_TIMEOUTS = Timeouts()
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
-    """One model on one provider, as the router and adapters need it."""
+    """One model on one provider, as the router and adapters need it. The group's fields
+    (public_name, context_window, workspace_ids, created, model_limits, bounds) are copied
+    onto each of its deployments, so limits, bounds and adapters read one object."""
 
     public_name: str
     upstream_name: str
@@ -59,9 +73,40 @@ class Deployment:
     context_window: int | None
     workspace_ids: frozenset[int]
     created: int
-    model_limits: Any = None  # {"rpm": n, "tpm": n}, set in admin
+    model_limits: Any = None  # the group's {"rpm": n, "tpm": n}, set in admin
     provider_limits: Any = None
     bounds: RequestBounds = DEFAULT_BOUNDS  # the largest sizes a request may ask for, set in admin
+    deployment_id: int = 0
+    name: str = ""  # unique within its group; the x-aiproxy-deployment header
+    weight: int = 1  # weighted random: the share of requests, relative to the group's others
+    priority: int = 0  # priority order: lower first
+    deployment_limits: Any = None  # this deployment's own {"rpm": n, "tpm": n}: beyond them it is skipped
+    max_in_flight: int | None = None  # requests in flight across all gateway processes; None: unbounded
+    timeouts: Timeouts = NO_TIMEOUTS
+
+    def visible_to(self, workspace_id: int) -> bool:
+        return not self.workspace_ids or workspace_id in self.workspace_ids
+
+
+STRATEGIES = ("weighted", "least_busy", "lowest_latency", "lowest_cost", "priority")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelGroup:
+    """A public model name: the deployments that serve it and how to choose among them,
+    and where to go when they all fail."""
+
+    name: str
+    deployments: tuple[Deployment, ...]
+    strategy: str = "weighted"  # one of STRATEGIES
+    context_window: int | None = None
+    workspace_ids: frozenset[int] = frozenset()
+    created: int = 0
+    fallbacks: tuple[str, ...] = ()  # groups tried, in order, once this group's deployments failed
+    context_fallback: str | None = None  # the group a too-long prompt goes to (a larger window)
+    content_policy_fallback: str | None = None  # the group a content-policy refusal goes to
+    max_attempts: int = 3  # per request, over the group and its fallbacks
+    retry_deadline: float = 60.0  # seconds: no new attempt starts after this
 
     def visible_to(self, workspace_id: int) -> bool:
         return not self.workspace_ids or workspace_id in self.workspace_ids
@@ -151,6 +196,12 @@ def catalog_publish() -> dict[str, Any]:
 
 # --- reader (gateway side, async) ------------------------------------------------------
 
+def _groups_from_snapshot(snapshot: dict[str, Any]) -> dict[str, ModelGroup]:
+    return {name: ModelGroup(name=name, deployments=(d,), context_window=d.context_window,
+                             workspace_ids=d.workspace_ids, created=d.created)
+            for name, d in _deployments_from_snapshot(snapshot).items()}
+
+
 def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment]:
     from .credentials import credential_decrypt
 
@@ -183,7 +234,7 @@ class Directory:
         self.redis = client
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
-        self._catalog: dict[str, Deployment] | None = None
+        self._catalog: dict[str, ModelGroup] | None = None
         self._catalog_version: Any = None  # the version as Redis returned it
         self._catalog_checked = 0.0
         self.global_limits: dict[str, int] = {}  # refreshed with the catalog
@@ -220,7 +271,7 @@ class Directory:
         self._keys[key_hash] = (time.monotonic() + KEY_TTL, record)
         return record
 
-    async def catalog(self) -> dict[str, Deployment]:
+    async def catalog(self) -> dict[str, ModelGroup]:
         now = time.monotonic()
         if self._catalog is not None and now - self._catalog_checked < CATALOG_CHECK_INTERVAL:
             return self._catalog
@@ -241,7 +292,7 @@ class Directory:
                 return self._catalog
             snapshot = await sync_to_async(catalog_snapshot_build, thread_sensitive=False)()
             version = None
-        self._catalog = _deployments_from_snapshot(snapshot)
+        self._catalog = _groups_from_snapshot(snapshot)
         self.global_limits = snapshot.get("global_limits") or {}
         self._catalog_version = version
         return self._catalog
