@@ -27,6 +27,10 @@ class UsageEvent(models.Model):
     usage_estimated = models.BooleanField(default=False)
     client_disconnected = models.BooleanField(default=False)
     error_type = models.CharField(max_length=64, blank=True)
+    deployment = models.CharField(max_length=200, blank=True, help_text="The model group and deployment that answered.")
+    attempts = models.IntegerField(default=0, help_text="Upstream attempts the request took (0: none, e.g. a cache hit).")
+    attempt_log = models.CharField(max_length=1000, blank=True,
+                                   help_text="Each attempt: its number, deployment and outcome.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -116,7 +116,8 @@ def usage_row_build(event: Any) -> UsageEvent:
         created_at=created_at,
         key_id=None if key_id is None else _number(key_id, "key_id", -BIGINT_MAX - 1, BIGINT_MAX),
         **text,
-        **{name: _number(event.get(name), name) for name in USAGE_INT_FIELDS},
+        # a field added later (attempts) is absent from events queued before it: 0
+        **{name: _number(event.get(name, 0), name) for name in USAGE_INT_FIELDS},
         cost=Decimal(cost),
         cost_saved=Decimal(cost_saved),
         cache_similarity=similarity,

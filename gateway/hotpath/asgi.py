@@ -1,18 +1,13 @@
-"""The gateway: a small ASGI app mounted in front of Django for /v1/*.
+"""The gateway: a small ASGI app mounted in front of Django for /v1/* (and Gemini's and
+Cohere's paths).
 
-Read it top to bottom: inbound parse -> auth -> route -> limits (one Redis round trip that
-also reads the exact cache) -> semantic cache -> provider adapter -> stream -> record. No
-Django ORM call and no blocking call once warm: keys and the catalog come from the hot
-directory.
-
-Two paths through the adapters:
-- native: the client speaks the upstream's own wire format (OpenAI client -> OpenAI-
-  compatible upstream, Anthropic client -> Anthropic upstream). The request goes up
-  with only the model name changed and the answer's bytes come back untouched; usage
-  is read from them on the way.
-- translated: the inbound API's request becomes the internal OpenAI-shaped request,
-  the adapter speaks the upstream's format, and the inbound module encodes the answer
-  (and each stream chunk) back into the client's format.
+Read `chat()` top to bottom: auth, route, cache plan, reserve, lookup, forward (with
+attempts), record. No Django ORM call and no blocking call once warm: keys and the
+catalog come from the hot directory. The seams are typed: an inbound API
+(inbound.InboundApi), an upstream adapter (adapters.UpstreamAdapter), the request
+context (context.RequestContext), the key's policy (directory.KeyRecord) and one
+forward() (forward.py) that every path goes through, whether native pass-through or
+translated (exchange.py), streamed or whole.
 """
 
 from __future__ import annotations
@@ -22,103 +17,37 @@ import base64
 import logging
 import struct
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import ModuleType
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
 
 from .adapters import adapter_for
-from .adapters import openai as openai_upstream
-from .adapters.interface import Usage, body_read, sse_events, sse_parse, upstream_invalid, usage_dict
+from .adapters import anthropic as anthropic_upstream
+from .adapters.interface import Usage, body_read, upstream_invalid
 from .auth import key_authenticate
 from .bounds import chat_bounds_check, embeddings_bounds_check
-from .directory import Deployment, Directory, KeyRecord, ModelGroup
+from .context import RequestContext, respond
+from .directory import Deployment, KeyRecord, ModelGroup
 from .errors import GatewayError, invalid_request, not_found
+from .exchange import AnthropicNative, Exchange, OpenAINative, Translated
+from .forward import Route, attempts_run, forward, overrides_parse
+from .inbound import InboundApi, InboundChat, inbound_for
 from .inbound import anthropic as anthropic_inbound
-from .inbound import inbound_for
-from .inbound import openai as openai_inbound
-from .limits import (
-    DEFAULT_MAX_OUTPUT_TOKENS,
-    Reservation,
-    limits_reserve,
-    needs_cost_estimate,
-    request_budget_scopes,
-    settle_args,
-)
-from .record import FinishReply, UsageRecord, usage_cost, usage_event_begin, usage_replies_wait
-from .rediswire import WireRedis
-from .response_cache import (
-    CachePlan,
-    CacheWrite,
-    cache_lookup,
-    cache_plan,
-    cache_stage,
-    completion_assemble,
-    replay_chunks,
-)
+from .limits import DEFAULT_MAX_OUTPUT_TOKENS, Reservation, limits_reserve, needs_cost_estimate, request_budget_scopes
+from .record import UsageRecord, usage_cost
+from .response_cache import cache_lookup, cache_plan, replay_chunks
 from .route import models_visible, route_group, route_select
-from .semantic import SemanticCache
-from .stream import SSE_HEADERS, Receive, Send, sse_relay
+from .state import GatewayState, gateway_shutdown, state_current
+from .stream import SSE_HEADERS, Receive, Send
 from .token_count import count_message_tokens, count_text_tokens
-from .upstream import Pool
-from .upstream import Response as UpstreamResponse
+
+__all__ = ["application", "gateway_shutdown", "GatewayState"]
 
 logger = logging.getLogger("aiproxy.gateway")
 
-JSON_HEADERS = [(b"content-type", b"application/json")]
 FORWARDED_ANTHROPIC_HEADERS = (b"anthropic-version", b"anthropic-beta")
-
-
-class GatewayState:
-    """Per-process (per event loop) clients: Redis, the upstream HTTP pool, the directory."""
-
-    def __init__(self) -> None:
-        # bounded waits: an unavailable Redis fails a request fast instead of hanging it
-        self.redis = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=256, socket_timeout=2,
-                                             socket_connect_timeout=2)
-        # the two round trips of every request (limits, then record) go over this one
-        self.wire = WireRedis(settings.REDIS_URL, timeout=2, connect_timeout=2)
-        self.directory = Directory(self.redis)
-        # one pool serves every workspace (it keeps no cookies); gateway/hotpath/upstream.py says why not aiohttp
-        self.session = Pool(connect_timeout=settings.GATEWAY_UPSTREAM_CONNECT_TIMEOUT,
-                            read_timeout=settings.GATEWAY_UPSTREAM_TIMEOUT)
-        self.semantic = SemanticCache()
-        # behind a trusted proxy the workspace host is X-Forwarded-Host (as the web side's get_host reads it)
-        self.trusted_proxy = bool(settings.TRUSTED_PROXY)
-
-
-_states: dict[int, GatewayState] = {}
-
-
-def _state() -> GatewayState:
-    loop_id = id(asyncio.get_running_loop())
-    state = _states.get(loop_id)
-    if state is None:
-        state = _states[loop_id] = GatewayState()
-    return state
-
-
-async def gateway_shutdown() -> None:
-    """Close this event loop's upstream pool and Redis client (server shutdown, tests)."""
-    state = _states.pop(id(asyncio.get_running_loop()), None)
-    if state is not None:
-        await usage_replies_wait()
-        await state.semantic.close()
-        await state.session.close()
-        await state.wire.aclose()
-        await state.redis.aclose()
-
-
-async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    length = [(b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": JSON_HEADERS + length + (headers or [])})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _read_body(scope: dict[str, Any], receive: Receive) -> bytes:
@@ -176,7 +105,7 @@ def method_not_allowed(method: str, path: str, allowed: str) -> GatewayError:
 async def application(scope: dict[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return
-    state = _state()
+    state = state_current()
     headers = dict(scope["headers"])
     path = scope["path"].rstrip("/")
     method = scope["method"]
@@ -186,9 +115,9 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
     elif path.startswith("/v2/"):
         inbound = inbound_for("cohere")
     elif path.startswith("/v1/messages") or (path.startswith("/v1/models") and b"anthropic-version" in headers):
-        inbound = anthropic_inbound
+        inbound = inbound_for("anthropic")
     else:
-        inbound = openai_inbound
+        inbound = inbound_for("openai")
     started = False
     raw_send = send
 
@@ -223,7 +152,7 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
             raise not_found(f"Unknown request URL: {method} {scope['path']}.", code="unknown_url")
     except GatewayError as error:
         status, body = inbound.error_response(error)
-        await _respond(send, status, body, [(k.encode(), v.encode()) for k, v in error.headers.items()])
+        await respond(send, status, body, [(k.encode(), v.encode()) for k, v in error.headers.items()])
     except Exception:
         # a bug, not the client's fault: log it (never the request body) and answer in the
         # client's error format rather than the server's HTML page, if nothing was sent yet
@@ -231,55 +160,153 @@ async def application(scope: dict[str, Any], receive: Receive, send: Send) -> No
         if not started:
             failure = GatewayError(500, "The gateway failed to handle this request.", type="api_error", code="internal_error")
             status, body = inbound.error_response(failure)
-            await _respond(send, status, body)
+            await respond(send, status, body)
 
 
 # --- models ----------------------------------------------------------------------------------
 
-def _model_object(g: ModelGroup, inbound: ModuleType) -> dict[str, Any]:
-    d = g.deployments[0]
-    if hasattr(inbound, "model_object"):
-        return inbound.model_object(d)  # type: ignore[no-any-return]
-    if inbound is anthropic_inbound:
-        created = datetime.fromtimestamp(d.created, UTC).isoformat().replace("+00:00", "Z")
-        return {"type": "model", "id": d.public_name, "display_name": d.public_name, "created_at": created}
-    return {"id": d.public_name, "object": "model", "created": d.created, "owned_by": d.provider_name}
-
-
-async def models_list(state: GatewayState, inbound: ModuleType, send: Send, key: KeyRecord) -> None:
+async def models_list(state: GatewayState, inbound: InboundApi, send: Send, key: KeyRecord) -> None:
     catalog = await state.directory.catalog()
-    data = [_model_object(d, inbound) for d in models_visible(catalog, key)]
-    if hasattr(inbound, "models_page"):
-        await _respond(send, 200, inbound.models_page(data))
-    elif inbound is anthropic_inbound:
-        page = {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None}
-        await _respond(send, 200, orjson.dumps(page))
-    else:
-        await _respond(send, 200, orjson.dumps({"object": "list", "data": data}))
+    await respond(send, 200, inbound.models_page([inbound.model_object(g) for g in models_visible(catalog, key)]))
 
 
-async def model_retrieve(state: GatewayState, inbound: ModuleType, send: Send, key: KeyRecord, model: str) -> None:
+async def model_retrieve(state: GatewayState, inbound: InboundApi, send: Send, key: KeyRecord, model: str) -> None:
     group = route_group(await state.directory.catalog(), model, key)
-    await _respond(send, 200, orjson.dumps(_model_object(group, inbound)))
+    await respond(send, 200, orjson.dumps(inbound.model_object(group)))
 
 
 # --- chat ------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class StreamTally:
-    """What a stream carried, for usage when the upstream reports none (or the client left)."""
+async def chat(state: GatewayState, inbound: InboundApi, scope: dict[str, Any], receive: Receive, send: Send,
+               key: KeyRecord, *, model: str | None = None, stream: bool | None = None) -> None:
+    headers = dict(scope["headers"])
+    event = UsageRecord(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
+    ctx = RequestContext(state, inbound, key, scope, receive, send, headers, event)
+    try:
+        raw = await _read_body(scope, receive)
+        request = inbound.chat_request_parse(raw, model=model, stream=stream)
+        event.model, event.stream = request.model, request.stream
+        # route: the group, and the first deployment its strategy picks (limits count against it)
+        overrides = overrides_parse(headers)
+        route = await _route(state, key, request.model, overrides)
+        group = route.group
+        deployment = _first_choice(route)
+        event.provider = deployment.provider_name
+        chat_bounds_check(inbound.WIRE, request.native, deployment)
+        native = inbound.WIRE == adapter_for(deployment.provider_kind).WIRE == "anthropic"
+        if native:
+            payload = _cache_key_payload(inbound, request, key, headers)
+            messages, tools = anthropic_inbound.messages_for_count(request.native), request.native.get("tools")
+            max_output = request.native.get("max_tokens")
+        else:
+            payload = inbound.to_internal(request)
+            messages, tools = payload["messages"], payload.get("tools")
+            max_output = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        await _context_route(route, len(raw), messages, tools)
+        if route.group is not group:  # a prompt too long for the group's window goes to its context fallback
+            deployment = _first_choice(route)
+        # cache plan, then reserve (the limits' round trip also reads the exact-cache entry)
+        plan = ctx.cache = cache_plan(key, payload, headers) if payload is not None else None
+        reading = plan is not None and plan.key is not None and plan.lookup
+        ctx.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output,
+                                                plan.key if reading and plan is not None else None)
+        ctx.extra = list(ctx.reservation.headers) if ctx.reservation else []
+        # lookup
+        if plan is None:
+            ctx.extra.append((b"x-aiproxy-cache", b"bypass"))
+        else:
+            assert payload is not None
+            exact = ctx.reservation.cached if ctx.reservation is not None else None
+            cached = await cache_lookup(state.redis, state.semantic, plan, exact)
+            if cached is not None:
+                await _cache_hit(ctx, payload, cached, deployment)
+                return
+            ctx.extra.append((b"x-aiproxy-cache", plan.status.encode()))
+        # forward, with attempts
+        exchange_for = _exchanges(ctx, request, payload, messages, tools)
+        await forward(ctx, route, exchange_for, overrides.timeouts if overrides else None)
+    except GatewayError as error:
+        event.status_code = error.status
+        event.error_type = error.code or error.type
+        if event.model:
+            await ctx.record()
+        raise
+    # record
+    await ctx.record()
 
-    usage: Usage | None = None
-    text: list[str] = field(default_factory=list)
-    raw: list[bytes] = field(default_factory=list)
+
+async def _route(state: GatewayState, key: KeyRecord, model: str, overrides: Any) -> Route:
+    catalog = await state.directory.catalog()
+    group = route_group(catalog, model, key)
+    max_attempts = group.max_attempts
+    fallbacks = list(group.fallbacks)
+    if overrides is not None:
+        if overrides.max_attempts is not None:
+            max_attempts = overrides.max_attempts
+        if overrides.fallbacks is not None:
+            for name in overrides.fallbacks:
+                route_group(catalog, name, key)  # a name the key cannot use is a 404, as in `model`
+            fallbacks = list(overrides.fallbacks)
+    return Route(state.board, catalog, group, key.workspace_id, max_attempts, time.monotonic() + group.retry_deadline,
+                 fallbacks)
 
 
-async def _context_check(deployment: Deployment, raw_size: int, messages: list[dict[str, Any]], tools: Any) -> None:
+def _first_choice(route: Route) -> Deployment:
+    """The deployment the request is planned for (its limits and prices): the group's
+    first usable one, else its first (forward() then fails fast or probes)."""
+    from .balance import candidates
+
+    usable = candidates(route.group, route.board)
+    if usable:
+        return usable[0]
+    if not route.group.deployments:
+        raise GatewayError(503, f"The model '{route.group.name}' has no deployment enabled.", type="api_error",
+                           code="deployments_unavailable")
+    return route.group.deployments[0]
+
+
+def _exchanges(ctx: RequestContext, request: InboundChat, payload: dict[str, Any] | None,
+               messages: list[dict[str, Any]], tools: Any) -> Any:
+    """How the request reaches a deployment, by the pair of formats (built per attempt:
+    a fallback group may speak another format than the first)."""
+    inbound = ctx.inbound
+    ignored: list[str] = (payload.pop("_ignored", None) or []) if payload is not None else []
+    internal: dict[str, Any] | None = payload
+
+    def exchange_for(deployment: Deployment) -> Exchange:
+        nonlocal internal
+        adapter = adapter_for(deployment.provider_kind)
+        chat_bounds_check(inbound.WIRE, request.native, deployment)
+        if inbound.WIRE == adapter.WIRE == "anthropic":
+            forwarded = {n.decode(): ctx.headers[n].decode("latin-1") for n in FORWARDED_ANTHROPIC_HEADERS if n in ctx.headers}
+            return AnthropicNative(request.native, forwarded, messages, tools, request.model)
+        if internal is None or "_anthropic_headers" in internal:  # the native Anthropic request, translated
+            internal = inbound.to_internal(request)
+            internal.pop("_ignored", None)
+        if inbound.WIRE == adapter.WIRE == "openai":
+            return OpenAINative(internal, internal["messages"], internal.get("tools"), request.model)
+        return Translated(inbound, adapter, internal, ignored, internal["messages"], internal.get("tools"), request.model)
+
+    return exchange_for
+
+
+async def _context_route(route: Route, raw_size: int, messages: list[dict[str, Any]], tools: Any) -> None:
+    """A prompt longer than the group's context window goes to its context fallback (a
+    group with a larger window), else it is refused before any upstream call."""
+    while True:
+        try:
+            await _context_check(route.group, raw_size, messages, tools)
+            return
+        except GatewayError:
+            if not route.switch(route.group.context_fallback):
+                raise
+
+
+async def _context_check(group: ModelGroup, raw_size: int, messages: list[dict[str, Any]], tools: Any) -> None:
     """A prompt longer than the model's context window is refused before any upstream call.
     Tokens never outnumber bytes, so only bodies larger than the window are counted (in a
     thread: tiktoken releases the GIL, and counting stops once past the window)."""
-    window = deployment.context_window
+    window = group.context_window
     if not window or raw_size <= window:
         return
     tokens = await asyncio.to_thread(count_message_tokens, messages, tools=tools, limit=window)
@@ -291,109 +318,7 @@ async def _context_check(deployment: Deployment, raw_size: int, messages: list[d
         )
 
 
-def _ignored_header(adapter: ModuleType, payload: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-    """Names of request parameters the upstream has no use for (best-effort hints such as
-    `seed`), so leaving them out is never silent."""
-    ignored = payload.pop("_ignored", None) or []
-    ignored += [name for name in getattr(adapter, "IGNORED_PARAMS", ()) if payload.get(name) is not None]
-    return [(b"x-aiproxy-ignored-params", ",".join(ignored).encode())] if ignored else []
-
-
-async def chat(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send, key: KeyRecord,
-               *, model: str | None = None, stream: bool | None = None) -> None:
-    started = time.perf_counter()
-    event = UsageRecord(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint=inbound.CHAT_ENDPOINT)
-    recorder = Recorder(state, event, started, key)
-    headers = dict(scope["headers"])
-    try:
-        raw = await _read_body(scope, receive)
-        request = inbound.chat_request_parse(raw, model=model, stream=stream)
-        event.model, event.stream = request.model, request.stream
-        deployment = route_select(await state.directory.catalog(), request.model, key)
-        event.provider = deployment.provider_name
-        chat_bounds_check(inbound.WIRE, request.native, deployment)
-        adapter = adapter_for(deployment.provider_kind)
-        payload: dict[str, Any] | None
-        if inbound.WIRE == adapter.WIRE == "anthropic":
-            native = request.native
-            messages, tools, max_output = anthropic_inbound.messages_for_count(native), native.get("tools"), native.get("max_tokens")
-            payload = _cache_key_payload(inbound, request, key, headers)
-        else:
-            payload = inbound.to_internal(request)
-            messages, tools = payload["messages"], payload.get("tools")
-            max_output = payload.get("max_completion_tokens") or payload.get("max_tokens")
-        await _context_check(deployment, len(raw), messages, tools)
-        plan = recorder.cache = cache_plan(key, payload, headers) if payload is not None else None
-        # the exact-cache entry is read in the limits' round trip
-        reading = plan is not None and plan.key is not None and plan.lookup
-        recorder.reservation = await _limits_reserve(state, key, deployment, messages, tools, max_output,
-                                                     plan.key if reading and plan is not None else None)
-        extra = recorder.reservation.headers if recorder.reservation else []
-        if plan is None:
-            extra = extra + [(b"x-aiproxy-cache", b"bypass")]
-        else:
-            assert payload is not None
-            exact = recorder.reservation.cached if recorder.reservation is not None else None
-            cached = await cache_lookup(state.redis, state.semantic, plan, exact)
-            if cached is not None:
-                await _cache_hit(inbound, send, payload, cached, recorder, extra, deployment)
-                return
-            extra = extra + [(b"x-aiproxy-cache", plan.status.encode())]
-        if inbound.WIRE == adapter.WIRE == "anthropic":
-            await _anthropic_native(state, scope, receive, send, native, messages, deployment, recorder, extra)
-        elif inbound.WIRE == adapter.WIRE == "openai":
-            assert payload is not None
-            await _openai_native(state, receive, send, payload, deployment, recorder, extra)
-        else:
-            assert payload is not None
-            await _translated(state, inbound, adapter, receive, send, payload, deployment, recorder, extra)
-    except GatewayError as error:
-        event.status_code = error.status
-        event.error_type = error.code or error.type
-        if event.model:
-            await recorder()
-        raise
-    await recorder()
-
-
-class Recorder:
-    """Settles and records a request once. Whole answers are recorded (the command written
-    to Redis) before they are sent, so a client that got its answer is always billed, even
-    if the process dies right after."""
-
-    def __init__(self, state: GatewayState, event: UsageRecord, started: float, key: KeyRecord) -> None:
-        self.state, self.event, self.started, self.key = state, event, started, key
-        self.reservation: Reservation | None = None
-        self.cache: CachePlan | None = None
-        self.done = False
-
-    async def _start(self) -> FinishReply | None:
-        if self.done:
-            return None
-        self.done = True
-        write = self.cache.write if self.cache is not None else None
-        return await _record(self.state, self.event, self.started, self.key, self.reservation, write)
-
-    async def __call__(self) -> None:
-        """Record (an error, or a stream that has ended): the command is on its way to Redis
-        when this returns; its reply is handled when it comes, without this request."""
-        reply = await self._start()
-        if reply is not None:
-            reply.detach()
-
-    async def answer(self, send: Send, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
-        """Record, then send a whole 200 answer: the usage is written to Redis before the
-        answer leaves, and Redis's reply is not waited for (one round trip off the latency,
-        and no wake-up of the request for it)."""
-        reply = await self._start()
-        try:
-            await _respond(send, 200, body, headers)
-        finally:
-            if reply is not None:
-                reply.detach()
-
-
-def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
+def _cache_key_payload(inbound: InboundApi, request: InboundChat, key: KeyRecord,
                        headers: dict[bytes, bytes]) -> dict[str, Any] | None:
     """On the native Anthropic path the request goes up untouched; its internal form is
     only the cache's key. None when the key has no cache or the request has no internal
@@ -411,30 +336,29 @@ def _cache_key_payload(inbound: ModuleType, request: Any, key: KeyRecord,
     return payload
 
 
-async def _cache_hit(inbound: ModuleType, send: Send, payload: dict[str, Any], cached: dict[str, Any],
-                     recorder: Recorder, extra: list[tuple[bytes, bytes]], deployment: Deployment) -> None:
+async def _cache_hit(ctx: RequestContext, payload: dict[str, Any], cached: dict[str, Any], deployment: Deployment) -> None:
     """Answer from the cache, in the client's format (a stream if it asked for one). The
     usage event records the cost the hit avoided at the model's current prices."""
-    event, plan = recorder.event, recorder.cache
+    event, plan, inbound = ctx.event, ctx.cache, ctx.inbound
     assert plan is not None
     event.cache_status = plan.status
     usage = cached.get("usage") or {}
     event.cost_saved = usage_cost(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
                                   deployment.input_price_per_mtok, deployment.output_price_per_mtok)
     model = payload["model"]
-    headers = extra + [(b"x-aiproxy-cache", plan.status.encode())]
+    headers = ctx.extra + [(b"x-aiproxy-cache", plan.status.encode())]
     if plan.similarity is not None:
         event.cache_similarity = round(plan.similarity, 4)
         headers.append((b"x-aiproxy-cache-similarity", f"{plan.similarity:.4f}".encode()))
     if not event.stream:  # nothing spent: the reservation settles at zero
-        await recorder.answer(send, inbound.completion_encode(cached, model), headers)
+        await ctx.answer(inbound.completion_encode(cached, model), headers)
         return
-    await recorder()
+    await ctx.record()
     wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
-    encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
-    await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
+    encoder = inbound.stream_encoder(model, include_usage=wants_usage)
+    await ctx.send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers})
     body = b"".join(encoder.encode(chunk) for chunk in replay_chunks(cached)) + encoder.finish()
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await ctx.send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deployment, messages: list[dict[str, Any]],
@@ -463,220 +387,9 @@ async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deplo
         return None
 
 
-def _estimate(event: UsageRecord, deployment: Deployment, messages: list[dict[str, Any]], tools: Any,
-              usage: Usage | None, text: str, *, disconnected: bool) -> None:
-    """Settle with the upstream's usage; count with tiktoken when it reported none, or
-    when the client left before the upstream's final count (tokens streamed are billed)."""
-    output = count_text_tokens(text) if (usage is None or disconnected) else 0
-    if usage is None:
-        event.usage_estimated = True
-        usage = Usage(count_message_tokens(messages, tools=tools), output)
-    elif disconnected and output > usage.output_tokens:
-        event.usage_estimated = True
-        usage = Usage(usage.input_tokens, output)
-    _settle(event, deployment, usage.input_tokens, usage.output_tokens)
-
-
-async def _openai_native(state: GatewayState, receive: Receive, send: Send, payload: dict[str, Any],
-                         deployment: Deployment, recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
-    event = recorder.event
-    upstream = await openai_upstream.chat_send(state.session, deployment, payload, stream=event.stream)
-    if not event.stream:
-        body, data, usage = await openai_upstream.chat_read_raw(upstream, deployment)
-        _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
-                  _completion_text(data) if usage is None else "", disconnected=False)
-        cache_stage(state.semantic, recorder.cache, data, event.cost)
-        await recorder.answer(send, body, extra)
-        return
-    wants_usage = bool((payload.get("stream_options") or {}).get("include_usage"))
-    tally = StreamTally()
-
-    async def events() -> AsyncIterator[bytes]:
-        async for item in openai_upstream.chat_events(upstream):
-            usage = openai_upstream.event_usage(item)
-            if usage is not None:
-                tally.usage = usage
-                if not wants_usage and openai_upstream.event_is_usage_only(item):
-                    continue
-            tally.raw.append(item)
-            yield item
-
-    await _relay(receive, send, events(), upstream, openai_inbound.StreamEncoder(payload["model"], include_usage=wants_usage),
-                 extra, event)
-    text = _openai_events_text(tally.raw) if (tally.usage is None or event.client_disconnected) else ""
-    _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, text,
-              disconnected=event.client_disconnected)
-    if _stream_storable(recorder):
-        completion = _with_usage(completion_assemble(_openai_chunks(tally.raw)), tally.usage)
-        cache_stage(state.semantic, recorder.cache, completion, event.cost)
-
-
-async def _anthropic_native(state: GatewayState, scope: dict[str, Any], receive: Receive, send: Send,
-                            native: dict[str, Any], messages: list[dict[str, Any]], deployment: Deployment,
-                            recorder: Recorder, extra: list[tuple[bytes, bytes]]) -> None:
-    event = recorder.event
-    adapter = adapter_for(deployment.provider_kind)
-    forwarded = {name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in FORWARDED_ANTHROPIC_HEADERS}
-    upstream = await adapter.messages_send(state.session, deployment, native, stream=event.stream, headers=forwarded)
-    if not event.stream:
-        data = await body_read(upstream, deployment)
-        usage = adapter.message_usage(data) if isinstance(data, dict) else None
-        text = "" if usage is not None else "".join(b.get("text", "") for b in data.get("content") or [] if isinstance(b, dict))
-        _estimate(event, deployment, messages, native.get("tools"), usage, text, disconnected=False)
-        if recorder.cache is not None and recorder.cache.store and isinstance(data, dict):
-            completion = adapter.completion_from_message(data, native["model"], as_json=False)
-            cache_stage(state.semantic, recorder.cache, completion, event.cost)
-        await recorder.answer(send, orjson.dumps(data), extra)
-        return
-    tally = StreamTally()
-    keep_all = _stream_storable(recorder)  # a cached stream needs every event, not only the text
-
-    async def events() -> AsyncIterator[bytes]:
-        async for item in sse_events(upstream):
-            tally.usage = adapter.event_usage(item, tally.usage)
-            if keep_all or b"text_delta" in item or b"input_json_delta" in item:
-                tally.raw.append(item)
-            yield item
-
-    await _relay(receive, send, events(), upstream, anthropic_inbound.StreamEncoder(native["model"]), extra, event)
-    finished = tally.usage is not None and not event.client_disconnected and not event.error_type
-    text = "" if finished else _anthropic_events_text(tally.raw)
-    _estimate(event, deployment, messages, native.get("tools"), tally.usage, text,
-              disconnected=event.client_disconnected or bool(event.error_type))
-    if keep_all and _stream_storable(recorder):
-        message = adapter.message_from_events(tally.raw)
-        if message is not None:
-            completion = adapter.completion_from_message(message, native["model"], as_json=False)
-            cache_stage(state.semantic, recorder.cache, completion, event.cost)
-
-
-async def _translated(state: GatewayState, inbound: ModuleType, adapter: ModuleType, receive: Receive, send: Send,
-                      payload: dict[str, Any], deployment: Deployment, recorder: Recorder,
-                      extra: list[tuple[bytes, bytes]]) -> None:
-    event = recorder.event
-    extra = extra + _ignored_header(adapter, payload)
-    upstream = await adapter.chat_send(state.session, deployment, payload, stream=event.stream)
-    model = payload["model"]
-    if not event.stream:
-        body, usage = await adapter.chat_read(upstream, deployment, payload)
-        _estimate(event, deployment, payload["messages"], payload.get("tools"), usage,
-                  _completion_text(body) if usage is None else "", disconnected=False)
-        if usage is not None and "usage" not in body:
-            body["usage"] = {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
-                             "total_tokens": usage.input_tokens + usage.output_tokens}
-        cache_stage(state.semantic, recorder.cache, body, event.cost)
-        out = inbound.completion_encode(body, model)
-        await recorder.answer(send, out, extra)
-        return
-    wants_usage = inbound.WIRE != "openai" or bool((payload.get("stream_options") or {}).get("include_usage"))
-    encoder = inbound.StreamEncoder(model, include_usage=wants_usage)
-    tally = StreamTally()
-    chunks: list[dict[str, Any]] | None = [] if _stream_storable(recorder) else None
-
-    async def events() -> AsyncIterator[bytes]:
-        async for chunk in adapter.chat_chunks(upstream, deployment, payload):
-            usage = chunk.get("usage")
-            if isinstance(usage, dict):
-                tally.usage = Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
-            tally.text.append(_generated_text(chunk, "delta"))
-            if chunks is not None:
-                chunks.append(chunk)
-            yield encoder.encode(chunk)
-        yield encoder.finish()
-
-    await _relay(receive, send, events(), upstream, encoder, extra, event)
-    _estimate(event, deployment, payload["messages"], payload.get("tools"), tally.usage, "".join(tally.text),
-              disconnected=event.client_disconnected or bool(event.error_type))
-    if chunks is not None and _stream_storable(recorder):
-        completion = _with_usage(completion_assemble(chunks), tally.usage)
-        cache_stage(state.semantic, recorder.cache, completion, event.cost)
-
-
-async def _relay(receive: Receive, send: Send, events: AsyncIterator[bytes], upstream: UpstreamResponse,
-                 encoder: Any, extra: list[tuple[bytes, bytes]], event: UsageRecord) -> None:
-    try:
-        outcome = await sse_relay(send, receive, events, extra_headers=extra, error_event=encoder.error)
-    finally:
-        upstream.release()
-    event.client_disconnected = outcome.client_disconnected
-    if outcome.upstream_failed:
-        event.error_type = "upstream_stream_error"
-
-
-def _stream_storable(recorder: Recorder) -> bool:
-    """Whether a stream's answer may go into the cache: the plan stores, and (once it ran)
-    the client stayed to the end and the upstream did not fail mid-way."""
-    plan, event = recorder.cache, recorder.event
-    return (plan is not None and plan.key is not None and plan.store and bool(plan.ttl)
-            and not event.client_disconnected and not event.error_type)
-
-
-def _with_usage(completion: dict[str, Any] | None, usage: Usage | None) -> dict[str, Any] | None:
-    """A cached answer keeps its token counts, for the savings its hits record."""
-    if completion is not None and "usage" not in completion and usage is not None:
-        completion["usage"] = usage_dict(usage)
-    return completion
-
-
-def _openai_chunks(events: list[bytes]) -> list[dict[str, Any]]:
-    out = []
-    for item in events:
-        _, data = sse_parse(item)
-        if data and data != b"[DONE]":
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                return []
-            if isinstance(chunk, dict):
-                out.append(chunk)
-    return out
-
-
-def _generated_text(body: Any, field: str) -> str:
-    """The text a completion (field "message") or a chunk (field "delta") carries: content
-    and tool-call arguments, what output tokens are counted from."""
-    parts = []
-    for choice in (body.get("choices") if isinstance(body, dict) else None) or []:
-        message = choice.get(field) or {}
-        if isinstance(message.get("content"), str):
-            parts.append(message["content"])
-        for call in message.get("tool_calls") or []:
-            parts.append((call.get("function") or {}).get("arguments") or "")
-    return "".join(parts)
-
-
-def _completion_text(body: Any) -> str:
-    return _generated_text(body, "message")
-
-
-def _openai_events_text(events: list[bytes]) -> str:
-    parts = []
-    for item in events:
-        _, data = sse_parse(item)
-        if not data or data == b"[DONE]":
-            continue
-        try:
-            parts.append(_generated_text(orjson.loads(data), "delta"))
-        except orjson.JSONDecodeError:
-            continue
-    return "".join(parts)
-
-
-def _anthropic_events_text(events: list[bytes]) -> str:
-    parts = []
-    for item in events:
-        _, data = sse_parse(item)
-        try:
-            delta = orjson.loads(data).get("delta") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            continue
-        parts.append(delta.get("text") or delta.get("partial_json") or "")
-    return "".join(parts)
-
-
 # --- count_tokens, embeddings -------------------------------------------------------------------
 
-async def count_tokens(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
+async def count_tokens(state: GatewayState, inbound: InboundApi, scope: dict[str, Any], receive: Receive, send: Send,
                        key: KeyRecord, *, model: str | None = None) -> None:
     """Token counting (Anthropic's count_tokens, Gemini's countTokens): the upstream's own
     count when client and upstream are both Anthropic, else an estimate with tiktoken,
@@ -687,13 +400,13 @@ async def count_tokens(state: GatewayState, inbound: ModuleType, scope: dict[str
     adapter = adapter_for(deployment.provider_kind)
     if inbound.WIRE == adapter.WIRE == "anthropic":
         forwarded = {n.decode(): v.decode("latin-1") for n, v in scope["headers"] if n in FORWARDED_ANTHROPIC_HEADERS}
-        upstream = await adapter.messages_send(state.session, deployment, request.native, stream=False, headers=forwarded,
+        upstream = await anthropic_upstream.messages_send(state.session, deployment, request.native, stream=False, headers=forwarded,
                                                operation="messages/count_tokens")
-        await _respond(send, 200, orjson.dumps(await body_read(upstream, deployment)))
+        await respond(send, 200, orjson.dumps(await body_read(upstream, deployment)))
         return
     payload = inbound.to_internal(request)
     tokens = await asyncio.to_thread(count_message_tokens, payload["messages"], tools=payload.get("tools"))
-    await _respond(send, 200, inbound.count_tokens_encode(tokens), [(b"x-aiproxy-tokens-estimated", b"true")])
+    await respond(send, 200, inbound.count_tokens_encode(tokens), [(b"x-aiproxy-tokens-estimated", b"true")])
 
 
 def _token_array(value: Any) -> bool:
@@ -738,72 +451,64 @@ def _embeddings_pack(data: dict[str, Any], deployment: Deployment) -> None:
                 raise upstream_invalid(deployment) from exc
 
 
-async def embeddings(state: GatewayState, inbound: ModuleType, scope: dict[str, Any], receive: Receive, send: Send,
+async def embeddings(state: GatewayState, inbound: InboundApi, scope: dict[str, Any], receive: Receive, send: Send,
                      key: KeyRecord, *, model: str | None = None) -> None:
-    started = time.perf_counter()
+    headers = dict(scope["headers"])
     event = UsageRecord(schema=key.schema, key_id=key.key_id, key_name=key.key_name, endpoint="embeddings")
-    recorder = Recorder(state, event, started, key)
+    ctx = RequestContext(state, inbound, key, scope, receive, send, headers, event)
     try:
         request = inbound.embeddings_request_parse(await _read_body(scope, receive), model=model)
         payload = inbound.embeddings_to_internal(request)
         ignored = payload.pop("_ignored", None) or []
         texts = _embeddings_validate(payload)
         event.model = payload["model"]
-        deployment = route_select(await state.directory.catalog(), payload["model"], key)
+        overrides = overrides_parse(headers)
+        route = await _route(state, key, payload["model"], overrides)
+        deployment = _first_choice(route)
         event.provider = deployment.provider_name
         embeddings_bounds_check(inbound.WIRE, request.native, deployment)
-        adapter = adapter_for(deployment.provider_kind)
-        if texts is None and adapter.WIRE != "openai":
-            raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
-                                  param="input", code="unsupported_parameter")
         counted = [{"content": text} for text in texts] if texts is not None else [{"content": str(payload["input"])}]
-        recorder.reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
-        # base64 is the openai SDKs' default: other upstream kinds send floats, and an OpenAI-compatible
-        # one (a local server) may ignore encoding_format; any float list is packed here, never passed on
-        wants_base64 = payload.get("encoding_format") == "base64"
-        if wants_base64 and adapter.WIRE != "openai":
-            payload = {**payload, "encoding_format": "float"}
-        data, usage = await adapter.embeddings_create(state.session, deployment, payload)
-        if wants_base64:
-            _embeddings_pack(data, deployment)
-        if usage is None:
-            event.usage_estimated = True
-            usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
-            data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
-        _settle(event, deployment, usage.input_tokens, 0)
-        headers = (recorder.reservation.headers if recorder.reservation else []) + _ignored_header(
-            adapter, {**payload, "_ignored": ignored})
-        out = inbound.embeddings_encode(data, request)
-        await recorder.answer(send, out, headers)
+        ctx.reservation = await _limits_reserve(state, key, deployment, counted, None, 0)
+        ctx.extra = list(ctx.reservation.headers) if ctx.reservation else []
+        await forward_embeddings(ctx, route, request, payload, texts, ignored, overrides.timeouts if overrides else None)
     except GatewayError as error:
         event.status_code = error.status
         event.error_type = error.code or error.type
         if event.model:
-            await recorder()
+            await ctx.record()
         raise
-    await recorder()
+    await ctx.record()
 
 
-# --- record ----------------------------------------------------------------------------------------
+async def forward_embeddings(ctx: RequestContext, route: Route, request: InboundChat, payload: dict[str, Any],
+                             texts: list[str] | None, ignored: list[str], timeouts: Any) -> None:
+    """Embeddings through the same attempts as chat (forward.attempts_run): a failing
+    deployment's request goes to the group's next one."""
+    inbound = ctx.inbound
+    # base64 is the openai SDKs' default: other upstream kinds send floats, and an OpenAI-compatible
+    # one (a local server) may ignore encoding_format; any float list is packed here, never passed on
+    wants_base64 = payload.get("encoding_format") == "base64"
 
-def _settle(event: UsageRecord, deployment: Deployment, input_tokens: int, output_tokens: int) -> None:
-    event.input_tokens = input_tokens
-    event.output_tokens = output_tokens
-    event.cost = usage_cost(input_tokens, output_tokens, deployment.input_price_per_mtok, deployment.output_price_per_mtok)
+    async def call(deployment: Deployment) -> tuple[dict[str, Any], Usage | None, list[str]]:
+        adapter = adapter_for(deployment.provider_kind)
+        if texts is None and adapter.WIRE != "openai":
+            raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
+                                  param="input", code="unsupported_parameter")
+        embeddings_bounds_check(inbound.WIRE, request.native, deployment)
+        sent = {**payload, "encoding_format": "float"} if wants_base64 and adapter.WIRE != "openai" else payload
+        data, usage = await adapter.embeddings_create(ctx.state.session, deployment, sent)
+        return data, usage, ignored + [name for name in adapter.IGNORED_PARAMS if sent.get(name) is not None]
+
+    deployment, (data, usage, dropped), served, _ = await attempts_run(ctx, route, call, timeouts)
+    if wants_base64:
+        _embeddings_pack(data, deployment)
+    if usage is None:
+        ctx.event.usage_estimated = True
+        usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
+        data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+    ctx.settle(deployment, usage.input_tokens, 0)
+    ctx.state.board.end(deployment, "ok", tokens=usage.input_tokens)
+    headers = ctx.extra + served + ([(b"x-aiproxy-ignored-params", ",".join(dropped).encode())] if dropped else [])
+    await ctx.answer(inbound.embeddings_encode(data, request), headers)
 
 
-async def _record(state: GatewayState, event: UsageRecord, started: float, key: KeyRecord,
-                  reservation: Reservation | None = None, write: CacheWrite | None = None) -> FinishReply | None:
-    """Step 7: settle the reservation, queue the usage event and store the answer in the
-    exact cache, in one round trip. Returns once the command is on its way to Redis, with
-    what collects the reply (None if there is nothing left to wait for)."""
-    event.latency_ms = int((time.perf_counter() - started) * 1000)
-    settle = None
-    if (reservation is not None and reservation.active) or event.status_code == 200:
-        settle = settle_args(reservation, key, model=event.model, tokens_used=event.input_tokens + event.output_tokens,
-                             cost=event.cost, counted=event.status_code == 200)
-    try:
-        return await usage_event_begin(state.wire, event, settle, write)  # writes at once, or shields the round trip
-    except Exception:
-        logger.exception("usage event could not be recorded (event_id=%s)", event.event_id)
-    return None

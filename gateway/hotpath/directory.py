@@ -112,6 +112,13 @@ class ModelGroup:
         return not self.workspace_ids or workspace_id in self.workspace_ids
 
 
+def group_owner(group: ModelGroup) -> str:
+    """Who serves a group, as /v1/models' owned_by says it: its provider when it has one,
+    else "aiproxy"."""
+    providers = {d.provider_name for d in group.deployments}
+    return providers.pop() if len(providers) == 1 else "aiproxy"
+
+
 @functools.cache
 def redis_sync() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)

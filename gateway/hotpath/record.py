@@ -72,6 +72,9 @@ class UsageRecord:
     usage_estimated: bool = False
     client_disconnected: bool = False
     error_type: str = ""
+    deployment: str = ""  # "<group>/<deployment>" that served the answer
+    attempts: int = 0  # upstream attempts made (0: none, e.g. a cache hit or a refused request)
+    attempt_log: str = ""  # each attempt's deployment and outcome: "1 g/a 503 upstream_error; 2 g/b ok"
     ts: float = field(default_factory=time.time)
     event_id: str = field(default_factory=unique_id)
 
@@ -80,8 +83,8 @@ class UsageRecord:
 # that does not fit would be refused by PostgreSQL in the worker's batch insert, so every
 # event is bounded to them before it is queued.
 USAGE_TEXT_LIMITS = (("key_name", 100), ("endpoint", 64), ("model", 128), ("provider", 128), ("cache_status", 16),
-                     ("error_type", 64))
-USAGE_INT_FIELDS = ("input_tokens", "output_tokens", "latency_ms", "status_code")
+                     ("error_type", 64), ("deployment", 200), ("attempt_log", 1000))
+USAGE_INT_FIELDS = ("input_tokens", "output_tokens", "latency_ms", "status_code", "attempts")
 INT_MAX = 2**31 - 1  # PostgreSQL integer
 BIGINT_MAX = 2**63 - 1
 COST_MAX = Decimal("999999.99999999")  # numeric(14, 8)
@@ -159,9 +162,11 @@ def _cost_fits(value: Any) -> bool:
 def _usage_event_fits(e: UsageRecord) -> bool:
     """The per-request check, unrolled (about half the time of the loops above)."""
     try:
-        text = e.model + e.key_name + e.provider + e.endpoint + e.cache_status + e.error_type
+        text = e.model + e.key_name + e.provider + e.endpoint + e.cache_status + e.error_type + e.deployment + e.attempt_log
         return (len(e.model) <= 128 and len(e.key_name) <= 100 and len(e.provider) <= 128 and len(e.endpoint) <= 64
-                and len(e.cache_status) <= 16 and len(e.error_type) <= 64 and text.isascii() and "\x00" not in text
+                and len(e.cache_status) <= 16 and len(e.error_type) <= 64 and len(e.deployment) <= 200
+                and len(e.attempt_log) <= 1000 and text.isascii() and "\x00" not in text
+                and type(e.attempts) is int and 0 <= e.attempts <= INT_MAX
                 and type(e.input_tokens) is int and 0 <= e.input_tokens <= INT_MAX
                 and type(e.output_tokens) is int and 0 <= e.output_tokens <= INT_MAX
                 and type(e.latency_ms) is int and 0 <= e.latency_ms <= INT_MAX

@@ -363,12 +363,16 @@ class Pool:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def post(self, url: str, *, data: bytes = b"", headers: Mapping[str, str] | None = None) -> Response:
-        return await self.request("POST", url, data=data, headers=headers)
+    async def post(self, url: str, *, data: bytes = b"", headers: Mapping[str, str] | None = None,
+                   connect_timeout: float | None = None, first_byte_timeout: float | None = None) -> Response:
+        return await self.request("POST", url, data=data, headers=headers, connect_timeout=connect_timeout,
+                                  first_byte_timeout=first_byte_timeout)
 
-    async def request(self, method: str, url: str, *, data: bytes = b"",
-                      headers: Mapping[str, str] | None = None) -> Response:
-        """Send one request; returns once the status and headers are in (the body streams)."""
+    async def request(self, method: str, url: str, *, data: bytes = b"", headers: Mapping[str, str] | None = None,
+                      connect_timeout: float | None = None, first_byte_timeout: float | None = None) -> Response:
+        """Send one request; returns once the status and headers are in (the body streams).
+        `connect_timeout` and `first_byte_timeout` (until the headers) replace the pool's
+        for this request (a deployment's own timeouts)."""
         if self._closed:
             raise ClientError("the upstream pool is closed")
         target = self._targets.get(url)
@@ -378,7 +382,7 @@ class Pool:
                 self._targets.clear()
             self._targets[url] = target
         head = self._head(method, target, data, headers)
-        conn = self._checkout(target.key) or await self._connect(target)
+        conn = self._checkout(target.key) or await self._connect(target, connect_timeout or self.connect_timeout)
         if conn.closed:  # a fresh connection the upstream closed at once
             raise ServerDisconnected(f"the upstream at {target.where()} closed the connection")
         loop = asyncio.get_running_loop()
@@ -388,7 +392,8 @@ class Pool:
         conn.transport.write(head + data if len(data) < 65536 else head)
         if len(data) >= 65536:
             conn.transport.write(data)
-        timer = loop.call_later(self.read_timeout, self._headers_late, conn, waiter) if self.read_timeout else None
+        head_timeout = first_byte_timeout or self.read_timeout
+        timer = loop.call_later(head_timeout, self._headers_late, conn, waiter) if head_timeout else None
         try:
             await waiter
         except BaseException:
@@ -458,7 +463,7 @@ class Pool:
             conns.popleft().abandon()  # the oldest idle one is past its time: drop it while here
         conns.append(conn)
 
-    async def _connect(self, target: _Target) -> _Connection:
+    async def _connect(self, target: _Target, timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
         context: ssl.SSLContext | None = None
         if target.tls:
@@ -470,7 +475,7 @@ class Pool:
             _, conn = await asyncio.wait_for(
                 loop.create_connection(lambda: _Connection(self, target.key, where), target.host, target.port,
                                        ssl=context, server_hostname=target.host if context else None),
-                self.connect_timeout)
+                timeout)
         except TimeoutError as exc:
             raise TimeoutError(f"connecting to the upstream at {where} timed out") from exc
         except ssl.SSLError as exc:

@@ -101,7 +101,7 @@ def test_without_a_trusted_proxy_a_forged_forwarded_host_is_ignored() -> None:
 
 
 def test_the_gateway_reads_the_trusted_proxy_setting_once_per_state(settings) -> None:  # type: ignore[no-untyped-def]
-    from gateway.hotpath.asgi import GatewayState
+    from gateway.hotpath.state import GatewayState
 
     settings.TRUSTED_PROXY = True
     assert GatewayState().trusted_proxy is True

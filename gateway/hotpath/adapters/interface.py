@@ -135,7 +135,9 @@ async def upstream_post(
             raise
         raise nesting_too_deep() from exc
     try:
-        response = await session.post(url, data=data, headers=headers)
+        timeouts = deployment.timeouts
+        response = await session.post(url, data=data, headers=headers, connect_timeout=timeouts.connect,
+                                      first_byte_timeout=timeouts.first_byte)
     except TimeoutError as exc:
         raise upstream_timeout(deployment.provider_name) from exc
     except upstream.InvalidRequest:

@@ -28,6 +28,7 @@ from .interface import (
 )
 
 WIRE = "openai"
+IGNORED_PARAMS: tuple[str, ...] = ()  # the internal format is OpenAI's: nothing to leave out
 AZURE_DEFAULT_API_VERSION = "2024-10-21"
 
 

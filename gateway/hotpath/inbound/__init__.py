@@ -31,11 +31,12 @@ APIs with embeddings add:
 
 from __future__ import annotations
 
-import functools
-import importlib
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..directory import ModelGroup
+    from ..errors import GatewayError
 
 
 @dataclass(slots=True)
@@ -45,6 +46,41 @@ class InboundChat:
     stream: bool
 
 
-@functools.cache
-def inbound_for(wire: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{wire}")
+class StreamEncoder(Protocol):
+    """Internal (OpenAI) chunks -> this API's stream bytes."""
+
+    def encode(self, chunk: dict[str, Any]) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def error(self, error: GatewayError) -> bytes: ...
+
+
+class InboundApi(Protocol):
+    """What the gateway needs of an inbound API (each module in this package is one)."""
+
+    @property
+    def WIRE(self) -> str: ...  # noqa: N802 (a module constant)
+    @property
+    def CHAT_ENDPOINT(self) -> str: ...  # noqa: N802
+
+    def error_response(self, error: GatewayError) -> tuple[int, bytes]: ...
+    def chat_request_parse(self, raw: bytes, *, model: str | None = None, stream: bool | None = None) -> InboundChat: ...
+    def to_internal(self, request: InboundChat) -> dict[str, Any]: ...
+    def completion_encode(self, body: dict[str, Any], model: str) -> bytes: ...
+    def stream_encoder(self, model: str, *, include_usage: bool) -> StreamEncoder: ...
+    def count_tokens_parse(self, raw: bytes, *, model: str | None = None) -> InboundChat: ...
+    def count_tokens_encode(self, tokens: int) -> bytes: ...
+    def embeddings_request_parse(self, raw: bytes, *, model: str | None = None) -> InboundChat: ...
+    def embeddings_to_internal(self, request: InboundChat) -> dict[str, Any]: ...
+    def embeddings_encode(self, data: dict[str, Any], request: InboundChat) -> bytes: ...
+    def model_object(self, group: ModelGroup) -> dict[str, Any]: ...
+    def models_page(self, models: list[dict[str, Any]]) -> bytes: ...
+
+
+# the modules import InboundChat from above; each one is checked against InboundApi here
+from . import anthropic, cohere, gemini, openai  # noqa: E402
+
+INBOUND: dict[str, InboundApi] = {"openai": openai, "anthropic": anthropic, "gemini": gemini, "cohere": cohere}
+
+
+def inbound_for(wire: str) -> InboundApi:
+    return INBOUND[wire]

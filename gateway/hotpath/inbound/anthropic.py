@@ -9,11 +9,13 @@ upstreams of other kinds; an Anthropic upstream gets the client's own body untou
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from ..errors import GatewayError, invalid_request
+from ..directory import ModelGroup
+from ..errors import GatewayError, invalid_request, not_found
 from ..validate import _schema_problem, _type_name, base64_validate, json_body
 from . import InboundChat
 
@@ -424,3 +426,32 @@ class StreamEncoder:
 
     def error(self, error: GatewayError) -> bytes:
         return b"event: error\ndata: " + error_body(error) + b"\n\n"
+
+
+def stream_encoder(model: str, *, include_usage: bool) -> StreamEncoder:
+    return StreamEncoder(model, include_usage=include_usage)
+
+
+def embeddings_request_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
+    raise not_found("Anthropic's API has no embeddings endpoint.", code="unknown_url")
+
+
+def embeddings_to_internal(request: InboundChat) -> dict[str, Any]:
+    raise not_found("Anthropic's API has no embeddings endpoint.", code="unknown_url")
+
+
+def embeddings_encode(data: dict[str, Any], request: InboundChat) -> bytes:
+    raise not_found("Anthropic's API has no embeddings endpoint.", code="unknown_url")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def model_object(group: ModelGroup) -> dict[str, Any]:
+    created = datetime.fromtimestamp(group.created, UTC).isoformat().replace("+00:00", "Z")
+    return {"type": "model", "id": group.name, "display_name": group.name, "created_at": created}
+
+
+def models_page(models: list[dict[str, Any]]) -> bytes:
+    page = {"data": models, "has_more": False, "first_id": models[0]["id"] if models else None,
+            "last_id": models[-1]["id"] if models else None}
+    return orjson.dumps(page)

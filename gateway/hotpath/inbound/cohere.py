@@ -45,7 +45,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import GatewayError, invalid_request
+from ..directory import ModelGroup, group_owner
+from ..errors import GatewayError, invalid_request, not_found
 from ..validate import TOOL_NAME, _schema_problem, _type_name, image_url_validate, json_body
 from . import InboundChat
 
@@ -592,3 +593,25 @@ def embeddings_encode(data: dict[str, Any], request: InboundChat) -> bytes:
         "response_type": "embeddings_by_type",
         "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
     })
+
+
+def stream_encoder(model: str, *, include_usage: bool) -> StreamEncoder:
+    return StreamEncoder(model, include_usage=include_usage)
+
+
+def count_tokens_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
+    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
+
+
+def count_tokens_encode(tokens: int) -> bytes:
+    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def model_object(group: ModelGroup) -> dict[str, Any]:
+    return {"id": group.name, "object": "model", "created": group.created, "owned_by": group_owner(group)}
+
+
+def models_page(models: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"data": models})

@@ -41,7 +41,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from ..adapters.gemini import SIGNATURE_MARK
-from ..directory import Deployment
+from ..directory import ModelGroup, group_owner
 from ..errors import GatewayError, invalid_request
 from ..validate import _schema_problem, _type_name, base64_validate, json_body
 from . import InboundChat
@@ -846,20 +846,24 @@ def embeddings_encode(data: dict[str, Any], request: InboundChat) -> bytes:
 
 # --- models ------------------------------------------------------------------------------------
 
-def model_object(deployment: Deployment) -> dict[str, Any]:
-    """A catalog model as Gemini's Model resource (the gateway does not know which
+def model_object(group: ModelGroup) -> dict[str, Any]:
+    """A model group as Gemini's Model resource (the gateway does not know which
     methods a model serves, so all of them are listed)."""
     model: dict[str, Any] = {
-        "name": f"models/{deployment.public_name}", "baseModelId": deployment.public_name, "version": "001",
-        "displayName": deployment.public_name,
-        "description": f"{deployment.public_name} via {deployment.provider_name}",
+        "name": f"models/{group.name}", "baseModelId": group.name, "version": "001",
+        "displayName": group.name,
+        "description": f"{group.name} via {group_owner(group)}",
         "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens", "embedContent",
                                        "batchEmbedContents"],
     }
-    if deployment.context_window:
-        model["inputTokenLimit"] = deployment.context_window
+    if group.context_window:
+        model["inputTokenLimit"] = group.context_window
     return model
 
 
 def models_page(models: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"models": models})
+
+
+def stream_encoder(model: str, *, include_usage: bool) -> StreamEncoder:
+    return StreamEncoder(model, include_usage=include_usage)

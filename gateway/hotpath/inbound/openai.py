@@ -7,7 +7,8 @@ from typing import Any
 
 import orjson
 
-from ..errors import GatewayError
+from ..directory import ModelGroup, group_owner
+from ..errors import GatewayError, not_found
 from ..validate import chat_request_validate, json_body
 from . import InboundChat
 
@@ -62,3 +63,25 @@ class StreamEncoder:
 
     def error(self, error: GatewayError) -> bytes:
         return b"data: " + error.body() + b"\n\n"
+
+
+def stream_encoder(model: str, *, include_usage: bool) -> StreamEncoder:
+    return StreamEncoder(model, include_usage=include_usage)
+
+
+def count_tokens_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
+    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
+
+
+def count_tokens_encode(tokens: int) -> bytes:
+    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
+
+
+# --- models ------------------------------------------------------------------------------------
+
+def model_object(group: ModelGroup) -> dict[str, Any]:
+    return {"id": group.name, "object": "model", "created": group.created, "owned_by": group_owner(group)}
+
+
+def models_page(models: list[dict[str, Any]]) -> bytes:
+    return orjson.dumps({"object": "list", "data": models})
