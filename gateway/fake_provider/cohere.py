@@ -23,13 +23,14 @@ from .core import (
     Send,
     Tool,
     answer_plan,
+    answer_send,
     count_words,
-    directives_parse,
     embedding_for,
     fault_before_answer,
     non_stream_wait,
     paced,
     read_json,
+    request_directives,
     send_json,
     sse_end,
     sse_start,
@@ -251,7 +252,7 @@ async def chat(receive: Receive, send: Send) -> None:
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(prompt.last_user_text)
+    directives = request_directives(payload["model"], prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
@@ -271,7 +272,7 @@ async def chat(receive: Receive, send: Send) -> None:
         body: dict[str, Any] = {"id": str(uuid.uuid4()), "finish_reason": finish, "message": message}
         if answer.usage:
             body["usage"] = _usage(answer)
-        await send_json(send, 200, body)
+        await answer_send(send, body, directives)
         return
     events: list[bytes] = []
     for piece in answer.pieces:
@@ -349,7 +350,7 @@ async def embed(receive: Receive, send: Send) -> None:
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(" ".join(texts))
+    directives = request_directives(payload["model"], " ".join(texts))
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
@@ -357,10 +358,10 @@ async def embed(receive: Receive, send: Send) -> None:
     vectors = [embedding_for(t, int(payload.get("output_dimension") or 16)) for t in texts]
     embeddings = {kind: _embeddings_of(vectors, kind) for kind in payload.get("embedding_types") or ["float"]}
     tokens = sum(count_words(t) for t in texts)
-    await send_json(send, 200, {
+    await answer_send(send, {
         "id": str(uuid.uuid4()), "embeddings": embeddings, "texts": texts, "response_type": "embeddings_by_type",
         "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
-    })
+    }, directives)
 
 
 def _authorized(scope: dict[str, Any]) -> bool:

@@ -25,19 +25,22 @@ from .core import (
     Send,
     Tool,
     answer_plan,
+    answer_send,
     count_words,
-    directives_parse,
     embedding_for,
     fault_before_answer,
+    model_shown,
     non_stream_wait,
     paced,
     read_json,
+    request_directives,
     send_json,
     size_problem,
     timing_for,
 )
 
-PATH = re.compile(r"^/(v1beta|v1)/models/([^/:]+):([A-Za-z]+)$")
+# the model is everything up to the last colon: directives in it have colons of their own
+PATH = re.compile(r"^/(v1beta|v1)/models/([^/]+):([A-Za-z]+)$")
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 503: "UNAVAILABLE",
           504: "DEADLINE_EXCEEDED"}
@@ -366,8 +369,9 @@ async def generate(receive: Receive, send: Send, model: str, *, stream: bool, ss
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(prompt.last_user_text)
+    directives = request_directives(model, prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
+    model = model_shown(model)
     if status is not None:
         await error_send(send, status, MESSAGES[404].replace("fake", model, 1) if status == 404 else None)
         return
@@ -379,7 +383,7 @@ async def generate(receive: Receive, send: Send, model: str, *, stream: bool, ss
     if not stream:
         await non_stream_wait(timing)
         parts = _call_parts(answer) if answer.tool_calls else [{"text": answer.text}]
-        await send_json(send, 200, _response(parts, candidates, finish, usage, model, response_id))
+        await answer_send(send, _response(parts, candidates, finish, usage, model, response_id), directives)
         return
     steps: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in answer.pieces]
     if answer.tool_calls:
@@ -449,12 +453,13 @@ async def embed(receive: Receive, send: Send, model: str, *, batch: bool) -> Non
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    status = await fault_before_answer(directives_parse(" ".join(text for text, _ in items)), receive)
+    directives = request_directives(model, " ".join(text for text, _ in items))
+    status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
         return
     vectors = [{"values": embedding_for(text, dimensions)} for text, dimensions in items]
-    await send_json(send, 200, {"embeddings": vectors} if batch else {"embedding": vectors[0]})
+    await answer_send(send, {"embeddings": vectors} if batch else {"embedding": vectors[0]}, directives)
 
 
 def _model_info(name: str, version: str) -> dict[str, Any]:
