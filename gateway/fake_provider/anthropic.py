@@ -29,7 +29,6 @@ from .core import (
     Send,
     Tool,
     answer_plan,
-    answer_send,
     count_words,
     fault_before_answer,
     model_shown,
@@ -399,7 +398,7 @@ async def messages(scope: dict[str, Any], receive: Receive, send: Send, *, count
         message["stop_reason"], message["stop_sequence"] = stop_reason, answer.stop_sequence
         if answer.usage:
             message["usage"] = _usage(answer, directives, answer.output_tokens)
-        await answer_send(send, message, directives, [(b"request-id", _request_id().encode())])
+        await send_json(send, 200, message, [(b"request-id", _request_id().encode())])
         return
     if answer.usage:
         message["usage"] = _usage(answer, directives, 1)

@@ -23,7 +23,6 @@ from .core import (
     Send,
     Tool,
     answer_plan,
-    answer_send,
     count_words,
     embedding_for,
     fault_before_answer,
@@ -272,7 +271,7 @@ async def chat(receive: Receive, send: Send) -> None:
         body: dict[str, Any] = {"id": str(uuid.uuid4()), "finish_reason": finish, "message": message}
         if answer.usage:
             body["usage"] = _usage(answer)
-        await answer_send(send, body, directives)
+        await send_json(send, 200, body)
         return
     events: list[bytes] = []
     for piece in answer.pieces:
@@ -358,10 +357,10 @@ async def embed(receive: Receive, send: Send) -> None:
     vectors = [embedding_for(t, int(payload.get("output_dimension") or 16)) for t in texts]
     embeddings = {kind: _embeddings_of(vectors, kind) for kind in payload.get("embedding_types") or ["float"]}
     tokens = sum(count_words(t) for t in texts)
-    await answer_send(send, {
+    await send_json(send, 200, {
         "id": str(uuid.uuid4()), "embeddings": embeddings, "texts": texts, "response_type": "embeddings_by_type",
         "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
-    }, directives)
+    })
 
 
 def _authorized(scope: dict[str, Any]) -> bool:

@@ -12,8 +12,8 @@ message's win where both set one):
                          random share P of requests (0-1); the rest answer normally
   [[fake:hang]]          never answer (the gateway's timeout fires)
   [[fake:reset]]         drop the connection before any response byte
-  [[fake:cut]]           stream half the answer (or send half a non-streamed answer's
-                         body), then drop the connection
+  [[fake:cut]]           stream half the answer, then drop the connection (a
+                         non-streamed answer is whole)
   [[fake:fault=NAME]]    obey the named fault set now under NAME through the control
                          endpoint (faults.py: PUT /control/faults/NAME {"status": 503,
                          "rate": 0.3}); its settings override the directives; a NAME
@@ -338,20 +338,6 @@ async def send_json(send: Send, status: int, payload: Any, headers: list[tuple[b
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json")] + (headers or [])})
     await send({"type": "http.response.body", "body": orjson.dumps(payload)})
-
-
-async def answer_send(send: Send, payload: Any, directives: dict[str, str],
-                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """A non-streamed 200 answer; with `cut`, half its body and then a dropped connection
-    (the caller sees a truncated body, as when an upstream dies mid-answer)."""
-    if "cut" not in directives:
-        await send_json(send, 200, payload, headers)
-        return
-    body = orjson.dumps(payload)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")] + (headers or [])})
-    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-    raise ConnectionCut("fake answer cut")
 
 
 async def sse_start(send: Send) -> None:

@@ -25,7 +25,6 @@ from .core import (
     Send,
     Tool,
     answer_plan,
-    answer_send,
     count_words,
     embedding_for,
     fault_before_answer,
@@ -383,7 +382,7 @@ async def generate(receive: Receive, send: Send, model: str, *, stream: bool, ss
     if not stream:
         await non_stream_wait(timing)
         parts = _call_parts(answer) if answer.tool_calls else [{"text": answer.text}]
-        await answer_send(send, _response(parts, candidates, finish, usage, model, response_id), directives)
+        await send_json(send, 200, _response(parts, candidates, finish, usage, model, response_id))
         return
     steps: list[list[dict[str, Any]]] = [[{"text": piece}] for piece in answer.pieces]
     if answer.tool_calls:
@@ -459,7 +458,7 @@ async def embed(receive: Receive, send: Send, model: str, *, batch: bool) -> Non
         await error_send(send, status)
         return
     vectors = [{"values": embedding_for(text, dimensions)} for text, dimensions in items]
-    await answer_send(send, {"embeddings": vectors} if batch else {"embedding": vectors[0]}, directives)
+    await send_json(send, 200, {"embeddings": vectors} if batch else {"embedding": vectors[0]})
 
 
 def _model_info(name: str, version: str) -> dict[str, Any]:

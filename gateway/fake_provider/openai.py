@@ -18,7 +18,6 @@ from .core import (
     Send,
     Tool,
     answer_plan,
-    answer_send,
     count_words,
     embedding_for,
     embedding_problem,
@@ -149,7 +148,7 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
         }
         if answer.usage:
             body["usage"] = usage
-        await answer_send(send, body, directives)
+        await send_json(send, 200, body)
         return
     include_usage = answer.usage and bool((payload.get("stream_options") or {}).get("include_usage"))
 
@@ -210,8 +209,8 @@ async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_
     data = [{"object": "embedding", "index": i, "embedding": _vector_encode(embedding_for(str(t), dimensions), encoding)}
             for i, t in enumerate(texts)]
     tokens = sum(count_words(str(t)) for t in texts)
-    await answer_send(send, {"object": "list", "data": data, "model": model_shown(model),
-                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}, directives)
+    await send_json(send, 200, {"object": "list", "data": data, "model": model_shown(model),
+                                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
 async def handle(scope: dict[str, Any], receive: Receive, send: Send) -> None:
