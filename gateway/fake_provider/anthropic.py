@@ -30,11 +30,12 @@ from .core import (
     Tool,
     answer_plan,
     count_words,
-    directives_parse,
     fault_before_answer,
+    model_shown,
     non_stream_wait,
     paced,
     read_json,
+    request_directives,
     send_json,
     sse_end,
     sse_start,
@@ -372,7 +373,7 @@ async def messages(scope: dict[str, Any], receive: Receive, send: Send, *, count
         await error_send(send, 400, str(exc))
         return
     prompt = prompt_parse(payload)
-    directives = directives_parse(prompt.last_user_text)
+    directives = request_directives(payload["model"], prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
@@ -386,7 +387,7 @@ async def messages(scope: dict[str, Any], receive: Receive, send: Send, *, count
     timing = timing_for(directives)
     tool_ids = ["toolu_" + uuid.uuid4().hex[:24] for _ in answer.tool_calls]
     message: dict[str, Any] = {"id": "msg_" + uuid.uuid4().hex[:24], "type": "message", "role": "assistant",
-                               "model": payload["model"], "content": [], "stop_reason": None, "stop_sequence": None}
+                               "model": model_shown(payload["model"]), "content": [], "stop_reason": None, "stop_sequence": None}
     stop_reason = STOP_REASONS[answer.finish]
     if not payload.get("stream"):
         await non_stream_wait(timing)

@@ -24,12 +24,12 @@ from .core import (
     Tool,
     answer_plan,
     count_words,
-    directives_parse,
     embedding_for,
     fault_before_answer,
     non_stream_wait,
     paced,
     read_json,
+    request_directives,
     send_json,
     sse_end,
     sse_start,
@@ -251,7 +251,7 @@ async def chat(receive: Receive, send: Send) -> None:
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(prompt.last_user_text)
+    directives = request_directives(payload["model"], prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
@@ -349,7 +349,7 @@ async def embed(receive: Receive, send: Send) -> None:
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(" ".join(texts))
+    directives = request_directives(payload["model"], " ".join(texts))
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)

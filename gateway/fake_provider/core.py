@@ -3,13 +3,21 @@
 Each wire module (openai, anthropic, gemini, cohere) parses its own request into a
 `Prompt`, asks `answer_plan` what to say, and writes the `Answer` in its own format,
 paced by `Timing`. Behaviour comes from environment defaults and, per request, from
-directives anywhere in the last user message:
+directives in the request's model name and anywhere in the last user message (the
+message's win where both set one):
 
   [[fake:status=429]]    answer with that HTTP error, in the wire's error format
                          (429 carries Retry-After: 1; 529 is Anthropic's overloaded)
+  [[fake:rate=P]]        the failures asked for (status, hang, reset, cut) hit only a
+                         random share P of requests (0-1); the rest answer normally
   [[fake:hang]]          never answer (the gateway's timeout fires)
   [[fake:reset]]         drop the connection before any response byte
-  [[fake:cut]]           stream half the answer, then drop the connection
+  [[fake:cut]]           stream half the answer, then drop the connection (a
+                         non-streamed answer is whole)
+  [[fake:fault=NAME]]    obey the named fault set now under NAME through the control
+                         endpoint (faults.py: PUT /control/faults/NAME {"status": 503,
+                         "rate": 0.3}); its settings override the directives; a NAME
+                         nothing set is healthy
   [[fake:latency_ms=N]]  wait N ms before a non-streamed answer (and before the
                          first streamed token unless ttft_ms is given)
   [[fake:ttft_ms=N]]     wait N ms before the first streamed token
@@ -19,6 +27,16 @@ directives anywhere in the last user message:
   [[fake:no_usage]]      report no usage (the gateway must count tokens itself)
   [[fake:parallel]]      call every offered tool at once (parallel tool calls)
   [[fake:text]]          answer with text even when tools are offered
+
+Directives in the model name let one deployment of a model group always misbehave:
+upstream name `gpt-4o-mini-fake[[fake:status=503]]`, or `...[[fake:fault=bench-a]]` to
+switch it on and off while the gateway runs. For Gemini the model is the URL path's
+(ASGI servers hand it over percent-decoded). Answers echo the model name without its
+directives, as a real upstream echoes its own name.
+
+GET /stats counts what the fake saw: requests, streams started, completed and abandoned,
+and "by_model": requests per model name as sent (directives included, so two deployments
+of one upstream model count apart).
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ import contextvars
 import hashlib
 import math
 import os
+import random
 import re
 import time
 import uuid
@@ -37,15 +56,24 @@ from typing import Any
 
 import orjson
 
+from .faults import fault_directives
+
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 # counters behind GET /stats, so tests can see what the upstream saw (e.g. that the
 # gateway hung up on a stream when its client went away)
 STATS = {"requests": 0, "streams_started": 0, "streams_completed": 0, "streams_abandoned": 0}
+# requests per model name; past MAX_MODELS names (a fuzzer's), the rest count under OTHER_MODELS
+MODEL_COUNTS: dict[str, int] = {}
+MAX_MODELS = 10_000
+OTHER_MODELS = "(other)"
 current_receive: contextvars.ContextVar[Receive | None] = contextvars.ContextVar("current_receive", default=None)
 
 DIRECTIVE = re.compile(r"\[\[fake:([a-z_]+)(?:=([^\]]*))?\]\]")
+DIRECTIVE_MARK = "[[fake:"
+# what `rate` gates: the directives that make a request fail
+FAILURES = ("status", "hang", "reset", "cut", "stream_error")
 DEFAULTS = {
     "latency_ms": float(os.environ.get("FAKE_LATENCY_MS", "0")),
     "ttft_ms": float(os.environ.get("FAKE_TTFT_MS", "0")),
@@ -138,7 +166,40 @@ class Timing:
 
 
 def directives_parse(text: str) -> dict[str, str]:
+    if DIRECTIVE_MARK not in text:  # the common case, on the benchmarks' hot loop: no regex
+        return {}
     return {name: value or "" for name, value in DIRECTIVE.findall(text)}
+
+
+def request_directives(model: str, text: str) -> dict[str, str]:
+    """What one request asks of the fake: the model name's directives, the last user
+    message's over them, a named fault's over both, then `rate` drawn. Counts the
+    request under its model name for GET /stats."""
+    model_count(model)
+    directives = directives_parse(model)
+    directives.update(directives_parse(text))
+    if "fault" in directives:
+        directives.update(fault_directives(directives["fault"]))
+    if "rate" in directives and random.random() >= float(directives["rate"]):
+        for key in FAILURES:
+            directives.pop(key, None)
+    return directives
+
+
+def model_count(model: str) -> None:
+    if model not in MODEL_COUNTS and len(MODEL_COUNTS) >= MAX_MODELS:
+        model = OTHER_MODELS
+    MODEL_COUNTS[model] = MODEL_COUNTS.get(model, 0) + 1
+
+
+def model_shown(model: str) -> str:
+    """The model name an answer echoes: without the directives in it."""
+    return DIRECTIVE.sub("", model) if DIRECTIVE_MARK in model else model
+
+
+def stats_snapshot() -> dict[str, Any]:
+    """GET /stats: the counters and the requests per model name."""
+    return {**STATS, "by_model": MODEL_COUNTS}
 
 
 def count_words(text: str) -> int:
@@ -259,13 +320,17 @@ def embedding_for(text: str, dimensions: int = 16) -> list[float]:
 
 # --- I/O --------------------------------------------------------------------------------
 
-async def read_json(receive: Receive) -> Any:
+async def read_body(receive: Receive) -> bytes:
     body = b""
     while True:
         message = await receive()
         body += message.get("body", b"")
         if not message.get("more_body"):
-            break
+            return body
+
+
+async def read_json(receive: Receive) -> Any:
+    body = await read_body(receive)
     return orjson.loads(body) if body else {}
 
 

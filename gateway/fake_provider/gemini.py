@@ -26,18 +26,20 @@ from .core import (
     Tool,
     answer_plan,
     count_words,
-    directives_parse,
     embedding_for,
     fault_before_answer,
+    model_shown,
     non_stream_wait,
     paced,
     read_json,
+    request_directives,
     send_json,
     size_problem,
     timing_for,
 )
 
-PATH = re.compile(r"^/(v1beta|v1)/models/([^/:]+):([A-Za-z]+)$")
+# the model is everything up to the last colon: directives in it have colons of their own
+PATH = re.compile(r"^/(v1beta|v1)/models/([^/]+):([A-Za-z]+)$")
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           409: "ABORTED", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 503: "UNAVAILABLE",
           504: "DEADLINE_EXCEEDED"}
@@ -366,8 +368,9 @@ async def generate(receive: Receive, send: Send, model: str, *, stream: bool, ss
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    directives = directives_parse(prompt.last_user_text)
+    directives = request_directives(model, prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
+    model = model_shown(model)
     if status is not None:
         await error_send(send, status, MESSAGES[404].replace("fake", model, 1) if status == 404 else None)
         return
@@ -449,7 +452,8 @@ async def embed(receive: Receive, send: Send, model: str, *, batch: bool) -> Non
     except Invalid as exc:
         await error_send(send, 400, str(exc))
         return
-    status = await fault_before_answer(directives_parse(" ".join(text for text, _ in items)), receive)
+    directives = request_directives(model, " ".join(text for text, _ in items))
+    status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
         return

@@ -19,14 +19,15 @@ from .core import (
     Tool,
     answer_plan,
     count_words,
-    directives_parse,
     embedding_for,
     embedding_problem,
     fault_before_answer,
+    model_shown,
     non_stream_wait,
     now,
     paced,
     read_json,
+    request_directives,
     send_json,
     size_problem,
     sse_end,
@@ -101,6 +102,12 @@ def prompt_parse(payload: dict[str, Any]) -> Prompt:
     )
 
 
+def _model_of(payload: dict[str, Any], model_from_path: str | None) -> str:
+    """The model asked for: Azure's deployment in the URL, else the body's `model`."""
+    model = model_from_path or payload.get("model") or "fake"
+    return model if isinstance(model, str) else str(model)
+
+
 async def invalid_send(send: Send, param: str, message: str) -> None:
     await send_json(send, 400, {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}})
 
@@ -110,14 +117,15 @@ async def chat(scope: dict[str, Any], receive: Receive, send: Send, model_from_p
     if problem := size_problem("n", payload.get("n"), MAX_CHOICES):
         return await invalid_send(send, "n", problem)
     prompt = prompt_parse(payload)
-    directives = directives_parse(prompt.last_user_text)
+    model = _model_of(payload, model_from_path)
+    directives = request_directives(model, prompt.last_user_text)
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
         return
     answer = answer_plan(prompt, directives)
     timing = timing_for(directives)
-    model = model_from_path or payload.get("model", "fake")
+    model = model_shown(model)
     created = now()
     completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
     usage = {"prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens,
@@ -187,7 +195,8 @@ async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_
     texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
     if refused := embedding_problem(len(texts), payload.get("dimensions"), inputs_name="input", dimensions_name="dimensions"):
         return await invalid_send(send, *refused)
-    directives = directives_parse(" ".join(t for t in texts if isinstance(t, str)))
+    model = _model_of(payload, model_from_path)
+    directives = request_directives(model, " ".join(t for t in texts if isinstance(t, str)))
     status = await fault_before_answer(directives, receive)
     if status is not None:
         await error_send(send, status)
@@ -200,7 +209,7 @@ async def embeddings(scope: dict[str, Any], receive: Receive, send: Send, model_
     data = [{"object": "embedding", "index": i, "embedding": _vector_encode(embedding_for(str(t), dimensions), encoding)}
             for i, t in enumerate(texts)]
     tokens = sum(count_words(str(t)) for t in texts)
-    await send_json(send, 200, {"object": "list", "data": data, "model": model_from_path or payload.get("model", "fake"),
+    await send_json(send, 200, {"object": "list", "data": data, "model": model_shown(model),
                                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
