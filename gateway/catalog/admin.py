@@ -169,8 +169,8 @@ class ModelAdmin(admin.ModelAdmin):
 
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
-    list_display = ["name", "group", "provider", "upstream_name", "weight", "priority", "max_in_flight", "enabled",
-                    "health_check"]
+    list_display = ["name", "group", "provider", "upstream_name", "weight", "priority", "input_price_per_mtok",
+                    "output_price_per_mtok", "max_in_flight", "enabled", "health_check"]
     list_filter = ["provider", "group", "enabled"]
     list_select_related = ["group", "provider"]
     search_fields = ["name", "upstream_name", "group__public_name"]

@@ -158,8 +158,8 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
 
 def catalog_snapshot_build() -> dict[str, Any]:
     """The catalog as every gateway process reads it: the enabled groups, each with its
-    enabled deployments on enabled providers (possibly none: the gateway answers 503 for
-    that group) and the names of its enabled fallback groups."""
+    enabled deployments on enabled providers in priority order (possibly none: the gateway
+    answers 503 for that group) and the names of its enabled fallback groups."""
     from django.db.models import Prefetch
 
     from ..catalog.models import Deployment, GlobalLimits, Model, ModelFallback

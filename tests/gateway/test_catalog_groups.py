@@ -135,6 +135,18 @@ def test_model_list_shows_each_groups_deployment_count_and_strategy(make_user): 
     assert "Least busy" in page and '<td class="field-deployment_count">2</td>' in page
 
 
+def test_deployment_admin_lists_deployments_filtered_by_provider(make_user):  # type: ignore[no-untyped-def]
+    client = staff_client(make_user())
+    group = _group()
+    mine = group.deployments.get()
+    other = Deployment.objects.create(group=group, provider=_provider(), upstream_name="elsewhere")
+    page = client.get(f"/admin/gateway/deployment/?provider__id__exact={mine.provider_id}").content.decode()
+    assert f"/admin/gateway/deployment/{mine.pk}/change/" in page
+    assert f"/admin/gateway/deployment/{other.pk}/change/" not in page
+    page = client.get(f"/admin/gateway/deployment/?group__id__exact={group.pk}").content.decode()
+    assert f"/admin/gateway/deployment/{other.pk}/change/" in page
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("weight", "0", "greater than or equal to 1"),
     ("total_timeout", "0", "Must be more than 0 seconds"),
