@@ -586,10 +586,10 @@ def _start(
         _wait_http(f"{ports.url}/accounts/login/", children, root)
     env_file = root / "demo.env"
     demo = demo_env_read(env_file)
-    from gateway.catalog.demo import FAKE_MODELS
+    from gateway.catalog.demo import FAILOVER_GROUP, FAKE_MODELS
     from tenants.management.commands.demo_setup import DEMO_EMAIL, DEMO_PASSWORD
 
-    models = ", ".join(m.public_name for m in FAKE_MODELS)
+    models = ", ".join([m.public_name for m in FAKE_MODELS] + [FAILOVER_GROUP])
     progress.say(
         f"\n  Web UI:        {ports.url}/\n"
         f"  Admin:         {ports.url}/admin/\n"

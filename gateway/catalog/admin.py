@@ -2,9 +2,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
 
 from ..hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from .models import GlobalLimits, Model, Provider
+from .models import (
+    Deployment,
+    GlobalLimits,
+    Model,
+    ModelFallback,
+    Provider,
+    deployment_name_default,
+    fallback_edges,
+    group_reaches,
+)
 
 
 class ProviderForm(forms.ModelForm):
@@ -64,18 +75,81 @@ class CatalogModelForm(forms.ModelForm):
         return data
 
 
+class DeploymentFormSet(forms.BaseInlineFormSet):
+    """Names left empty are filled here, from the provider's name made unique in the group,
+    so two new deployments on one provider are not refused as duplicates."""
+
+    def clean(self) -> None:
+        kept = [f for f in self.forms if f.has_changed() or f.instance.pk]
+        kept = [f for f in kept if hasattr(f, "cleaned_data") and not self._should_delete_form(f)]
+        taken = {f.cleaned_data["name"] for f in kept if f.cleaned_data.get("name")}
+        for form in kept:
+            provider = form.cleaned_data.get("provider")
+            if not form.cleaned_data.get("name") and provider is not None:
+                name = deployment_name_default(provider.name, taken)
+                form.cleaned_data["name"] = form.instance.name = name
+                taken.add(name)
+        super().clean()
+
+
+class DeploymentInline(admin.TabularInline):
+    model = Deployment
+    formset = DeploymentFormSet
+    fk_name = "group"
+    extra = 1
+    fields = ["provider", "upstream_name", "name", "weight", "priority", "input_price_per_mtok",
+              "output_price_per_mtok", "rpm_limit", "tpm_limit", "max_in_flight", "connect_timeout",
+              "first_byte_timeout", "total_timeout", "enabled", "health_check"]
+
+
+class FallbackFormSet(forms.BaseInlineFormSet):
+    """The chain may not lead back to its own group, directly or through the chains of the
+    groups it names (saved ones, with this group's as submitted)."""
+
+    def clean(self) -> None:
+        super().clean()
+        group = self.instance
+        chosen = [f.cleaned_data["fallback"] for f in self.forms
+                  if getattr(f, "cleaned_data", None) and f.cleaned_data.get("fallback")
+                  and not self._should_delete_form(f)]
+        if group.pk is None:
+            return  # a new group: nothing falls back to it yet
+        if any(target.pk == group.pk for target in chosen):
+            raise forms.ValidationError("A group cannot fall back to itself.")
+        edges = fallback_edges("fallbacks", group.pk, [target.pk for target in chosen])
+        for target in chosen:
+            if group_reaches(target.pk, group.pk, edges):
+                raise forms.ValidationError(f"{target}'s fallbacks lead back to {group}: that would be a loop.")
+
+
+class FallbackInline(admin.TabularInline):
+    model = ModelFallback
+    formset = FallbackFormSet
+    fk_name = "model"
+    extra = 0
+    fields = ["position", "fallback"]
+    ordering = ["position", "pk"]
+    verbose_name = "fallback"
+    verbose_name_plural = "fallback chain (tried in position order once every deployment failed)"
+
+
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
     form = CatalogModelForm
-    list_display = ["public_name", "provider", "upstream_name", "input_price_per_mtok", "output_price_per_mtok",
-                    "context_window", "rpm_limit", "tpm_limit", "enabled"]
-    list_filter = ["provider", "enabled"]
-    search_fields = ["public_name", "upstream_name"]
+    inlines = [DeploymentInline, FallbackInline]
+    list_display = ["public_name", "deployment_count", "strategy", "context_window", "rpm_limit", "tpm_limit", "enabled"]
+    list_filter = ["strategy", "enabled"]
+    search_fields = ["public_name", "deployments__upstream_name"]
     filter_horizontal = ["workspaces"]
     fieldsets = [
-        (None, {"fields": ["public_name", "provider", "upstream_name", "input_price_per_mtok", "output_price_per_mtok",
-                           "context_window", "enabled", "workspaces"]}),
-        ("Rate limits", {"fields": ["rpm_limit", "tpm_limit"]}),
+        (None, {"fields": ["public_name", "context_window", "enabled", "workspaces"]}),
+        ("Routing", {
+            "description": "How a request picks a deployment, and where it goes when the group's deployments fail.",
+            "fields": ["strategy", "max_attempts", "retry_deadline_seconds", "context_window_fallback",
+                       "content_policy_fallback"],
+        }),
+        ("Rate limits", {"description": "Over the whole group; each deployment may have its own too.",
+                         "fields": ["rpm_limit", "tpm_limit"]}),
         ("Request bounds", {
             "description": "The largest sizes one request to this model may ask for, under whichever name the "
             "client's API gives them. A request over a bound is refused with a 400 naming the parameter and the "
@@ -83,6 +157,23 @@ class ModelAdmin(admin.ModelAdmin):
             "fields": list(BOUND_NAMES),
         }),
     ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Model]:
+        # distinct: a search by upstream name joins the deployments once more
+        return super().get_queryset(request).annotate(deployments_total=Count("deployments", distinct=True))
+
+    @admin.display(description="deployments", ordering="deployments_total")
+    def deployment_count(self, obj: Model) -> int:
+        return obj.deployments_total  # type: ignore[attr-defined, no-any-return]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["name", "group", "provider", "upstream_name", "weight", "priority", "input_price_per_mtok",
+                    "output_price_per_mtok", "max_in_flight", "enabled", "health_check"]
+    list_filter = ["provider", "group", "enabled"]
+    list_select_related = ["group", "provider"]
+    search_fields = ["name", "upstream_name", "group__public_name"]
 
 
 @admin.register(GlobalLimits)

@@ -5,14 +5,14 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
 from ..hotpath.directory import catalog_publish
-from .models import GlobalLimits, Model, Provider
+from .models import Deployment, GlobalLimits, Model, ModelFallback, Provider
 
 
 def _publish(**kwargs: object) -> None:
     catalog_publish()
 
 
-for _model in (Provider, Model, GlobalLimits):
+for _model in (Provider, Model, Deployment, ModelFallback, GlobalLimits):
     receiver(post_save, sender=_model, dispatch_uid=f"catalog-save-{_model.__name__}")(_publish)
     receiver(post_delete, sender=_model, dispatch_uid=f"catalog-delete-{_model.__name__}")(_publish)
 

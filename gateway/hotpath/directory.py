@@ -9,6 +9,7 @@ second, and a warm request costs no SQL query and (for the key) no Redis round t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -163,31 +164,65 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
 
 
 def catalog_snapshot_build() -> dict[str, Any]:
-    from ..catalog.models import GlobalLimits, Model
+    """The catalog as every gateway process reads it: the enabled groups, each with its
+    enabled deployments on enabled providers in priority order (possibly none: the gateway
+    answers 503 for that group) and the names of its enabled fallback groups."""
+    from django.db.models import Prefetch
 
-    models = []
-    queryset = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
-    for m in queryset.prefetch_related("workspaces"):
-        models.append(
-            {
-                "public_name": m.public_name,
-                "upstream_name": m.upstream_name,
-                "provider_name": m.provider.name,
-                "provider_kind": m.provider.kind,
-                "base_url": m.provider.base_url,
-                "credential_encrypted": m.provider.credential_encrypted,
-                "api_version": m.provider.api_version,
-                "input_price_per_mtok": str(m.input_price_per_mtok),
-                "output_price_per_mtok": str(m.output_price_per_mtok),
-                "context_window": m.context_window,
-                "workspace_ids": [w.pk for w in m.workspaces.all()],
-                "created": int(m.created_at.timestamp()),
-                "model_limits": m.rate_limits(),
-                "provider_limits": m.provider.rate_limits(),
-                "bounds": m.request_bounds(),
-            }
-        )
-    return {"models": models, "global_limits": GlobalLimits.current().rate_limits()}
+    from ..catalog.models import Deployment, GlobalLimits, Model, ModelFallback
+
+    enabled = set(Model.objects.filter(enabled=True).values_list("public_name", flat=True))
+    groups = Model.objects.filter(enabled=True).select_related("context_window_fallback", "content_policy_fallback")
+    groups = groups.prefetch_related(
+        "workspaces",
+        Prefetch("deployments", to_attr="deployments_served", queryset=Deployment.objects.filter(
+            enabled=True, provider__enabled=True).select_related("provider").order_by("priority", "pk")),
+        Prefetch("fallback_links", to_attr="fallback_chain",
+                 queryset=ModelFallback.objects.select_related("fallback").order_by("position", "pk")),
+    )
+    return {"groups": [_group_entry(g, enabled) for g in groups], "global_limits": GlobalLimits.current().rate_limits()}
+
+
+def _group_entry(g: Any, enabled: set[str]) -> dict[str, Any]:
+    def enabled_name(group: Any) -> str | None:
+        return group.public_name if group is not None and group.public_name in enabled else None
+
+    return {
+        "name": g.public_name,
+        "strategy": g.strategy,
+        "context_window": g.context_window,
+        "workspace_ids": [w.pk for w in g.workspaces.all()],
+        "created": int(g.created_at.timestamp()),
+        "model_limits": g.rate_limits(),
+        "bounds": g.request_bounds(),
+        "fallbacks": [link.fallback.public_name for link in g.fallback_chain if enabled_name(link.fallback)],
+        "context_fallback": enabled_name(g.context_window_fallback),
+        "content_policy_fallback": enabled_name(g.content_policy_fallback),
+        "max_attempts": g.max_attempts,
+        "retry_deadline": g.retry_deadline_seconds,
+        "deployments": [_deployment_entry(d) for d in g.deployments_served],
+    }
+
+
+def _deployment_entry(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.pk,
+        "name": d.name,
+        "provider_name": d.provider.name,
+        "provider_kind": d.provider.kind,
+        "base_url": d.provider.base_url,
+        "credential_encrypted": d.provider.credential_encrypted,
+        "api_version": d.provider.api_version,
+        "upstream_name": d.upstream_name,
+        "input_price_per_mtok": str(d.input_price_per_mtok),
+        "output_price_per_mtok": str(d.output_price_per_mtok),
+        "weight": d.weight,
+        "priority": d.priority,
+        "deployment_limits": d.rate_limits(),
+        "provider_limits": d.provider.rate_limits(),
+        "max_in_flight": d.max_in_flight,
+        "timeouts": d.timeouts(),
+    }
 
 
 def catalog_publish() -> dict[str, Any]:
@@ -204,34 +239,71 @@ def catalog_publish() -> dict[str, Any]:
 # --- reader (gateway side, async) ------------------------------------------------------
 
 def _groups_from_snapshot(snapshot: dict[str, Any]) -> dict[str, ModelGroup]:
-    return {name: ModelGroup(name=name, deployments=(d,), context_window=d.context_window,
-                             workspace_ids=d.workspace_ids, created=d.created)
-            for name, d in _deployments_from_snapshot(snapshot).items()}
+    """The groups of a published snapshot. A snapshot from a version before model groups
+    ({"models": [...]}) still loads, one group per model, so a process reading it keeps serving."""
+    entries = snapshot.get("groups")
+    if entries is None:
+        entries = [_group_from_model_entry(m) for m in snapshot.get("models", [])]
+    return {g["name"]: _group_build(g) for g in entries}
 
 
-def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment]:
+def _group_build(g: dict[str, Any]) -> ModelGroup:
+    group = ModelGroup(
+        name=g["name"],
+        deployments=(),
+        strategy=g.get("strategy") or "weighted",
+        context_window=g.get("context_window"),
+        workspace_ids=frozenset(g.get("workspace_ids") or ()),
+        created=g.get("created") or 0,
+        fallbacks=tuple(g.get("fallbacks") or ()),
+        context_fallback=g.get("context_fallback"),
+        content_policy_fallback=g.get("content_policy_fallback"),
+        max_attempts=g.get("max_attempts") or 3,
+        retry_deadline=float(g.get("retry_deadline") or 60.0),
+    )
+    bounds = RequestBounds.from_snapshot(g.get("bounds"))
+    model_limits = g.get("model_limits") or {}
+    deployments = tuple(_deployment_build(d, group, model_limits, bounds) for d in g.get("deployments") or ())
+    return dataclasses.replace(group, deployments=deployments)
+
+
+def _deployment_build(d: dict[str, Any], group: ModelGroup, model_limits: dict[str, int],
+                      bounds: RequestBounds) -> Deployment:
     from .credentials import credential_decrypt
 
-    result = {}
-    for m in snapshot["models"]:
-        result[m["public_name"]] = Deployment(
-            public_name=m["public_name"],
-            upstream_name=m["upstream_name"],
-            provider_name=m["provider_name"],
-            provider_kind=m["provider_kind"],
-            base_url=m["base_url"].rstrip("/"),
-            credential=credential_decrypt(m["credential_encrypted"]) if m["credential_encrypted"] else "",
-            api_version=m["api_version"],
-            input_price_per_mtok=float(m["input_price_per_mtok"]),
-            output_price_per_mtok=float(m["output_price_per_mtok"]),
-            context_window=m["context_window"],
-            workspace_ids=frozenset(m["workspace_ids"]),
-            created=m["created"],
-            model_limits=m.get("model_limits") or {},
-            provider_limits=m.get("provider_limits") or {},
-            bounds=RequestBounds.from_snapshot(m.get("bounds")),
-        )
-    return result
+    timeouts = d.get("timeouts") or {}
+    return Deployment(
+        public_name=group.name,
+        upstream_name=d["upstream_name"],
+        provider_name=d["provider_name"],
+        provider_kind=d["provider_kind"],
+        base_url=d["base_url"].rstrip("/"),
+        credential=credential_decrypt(d["credential_encrypted"]) if d["credential_encrypted"] else "",
+        api_version=d["api_version"],
+        input_price_per_mtok=float(d["input_price_per_mtok"]),
+        output_price_per_mtok=float(d["output_price_per_mtok"]),
+        context_window=group.context_window,
+        workspace_ids=group.workspace_ids,
+        created=group.created,
+        model_limits=model_limits,
+        provider_limits=d.get("provider_limits") or {},
+        bounds=bounds,
+        deployment_id=d.get("id") or 0,
+        name=d.get("name") or d["provider_name"],
+        weight=d.get("weight") or 1,
+        priority=d.get("priority") or 0,
+        deployment_limits=d.get("deployment_limits") or {},
+        max_in_flight=d.get("max_in_flight"),
+        timeouts=Timeouts(connect=timeouts.get("connect"), first_byte=timeouts.get("first_byte"),
+                          total=timeouts.get("total")),
+    )
+
+
+def _group_from_model_entry(m: dict[str, Any]) -> dict[str, Any]:
+    """An old snapshot's model as a new snapshot's one-deployment group."""
+    group_fields = ("context_window", "workspace_ids", "created", "model_limits", "bounds")
+    deployment = {key: value for key, value in m.items() if key not in group_fields and key != "public_name"}
+    return {"name": m["public_name"], **{key: m.get(key) for key in group_fields}, "deployments": [deployment]}
 
 
 class Directory:

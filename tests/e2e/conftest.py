@@ -60,15 +60,16 @@ def fake_models(django_db_setup, django_db_blocker, fake_provider_url):  # type:
     """The demo catalog (one model per upstream kind on the fake provider) plus a model
     whose upstream is unreachable."""
     from gateway.catalog.demo import fake_catalog_ensure
-    from gateway.catalog.models import Model, Provider
+    from gateway.catalog.models import Provider
+    from gateway.catalog.services import model_group_create
 
     with django_db_blocker.unblock():
         names = fake_catalog_ensure(fake_url=fake_provider_url, credential=UPSTREAM_CREDENTIAL)
         dead = Provider.objects.create(name="dead-upstream", kind="openai-compatible",
                                        base_url=f"http://127.0.0.1:{_free_port()}/v1")
-        Model.objects.create(public_name="dead-model", provider=dead, upstream_name="x")
+        model_group_create(public_name="dead-model", provider=dead, upstream_name="x")
         # a small context window on an unreachable upstream: a 400 proves no upstream call was made
-        Model.objects.create(public_name="tiny-window", provider=dead, upstream_name="x", context_window=1000)
+        model_group_create(public_name="tiny-window", provider=dead, upstream_name="x", context_window=1000)
     return names
 
 
@@ -93,10 +94,11 @@ def sdk_key(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def pricey_model(django_db_blocker, fake_models):  # type: ignore[no-untyped-def]
     from gateway.catalog.models import Model, Provider
+    from gateway.catalog.services import model_group_create
 
     with django_db_blocker.unblock():
-        Model.objects.get_or_create(public_name=PRICEY, defaults={
-            "provider": Provider.objects.get(name="fake"), "upstream_name": "pricey-fake",
-            "input_price_per_mtok": "1000", "output_price_per_mtok": "1000", "context_window": 128000})
+        if not Model.objects.filter(public_name=PRICEY).exists():
+            model_group_create(public_name=PRICEY, provider=Provider.objects.get(name="fake"), upstream_name="pricey-fake",
+                               input_price_per_mtok="1000", output_price_per_mtok="1000", context_window=128000)
     time.sleep(1.1)  # the gateway re-reads the catalog at most once a second
     return PRICEY

@@ -22,8 +22,10 @@ from google import genai
 from google.genai import errors, types
 
 from gateway.catalog.models import Model, Provider
+from gateway.catalog.services import model_group_create
 from gateway.hotpath.bounds import DEFAULT_BOUNDS
 from tests.e2e.sdk import UPSTREAMS
+from tests.gateway.admin_forms import inline_rows
 from tests.servers import ROOT, free_port, process_stop, wait_http
 
 HUGE = 2**31 - 1
@@ -171,15 +173,16 @@ def _admin_client(make_user) -> Client:  # type: ignore[no-untyped-def]
 def _admin_set_bounds(client: Client, model: Model, **bounds: int) -> None:
     form: dict[str, Any] = {
         "public_name": model.public_name,
-        "provider": model.provider_id,
-        "upstream_name": model.upstream_name,
-        "input_price_per_mtok": "0",
-        "output_price_per_mtok": "0",
+        "strategy": model.strategy,
+        "max_attempts": str(model.max_attempts),
+        "retry_deadline_seconds": str(model.retry_deadline_seconds),
         "context_window": "",
         "enabled": "on",
         "rpm_limit": "",
         "tpm_limit": "",
         **{name: str(value) for name, value in bounds.items()},
+        **inline_rows("deployments", []),  # the deployments stay as they are
+        **inline_rows("fallback_links", []),
     }
     response = client.post(f"/admin/gateway/model/{model.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -198,12 +201,12 @@ def _eventually(check: Callable[[], bool]) -> bool:
 @pytest.fixture
 def bounded_models(fake_models) -> Iterator[tuple[Model, Model]]:  # type: ignore[no-untyped-def]
     suffix = str(time.monotonic_ns())[-8:]
-    openai_model = Model.objects.create(
+    openai_model = model_group_create(
         public_name=f"bounded-openai-{suffix}",
         upstream_name="gpt-4o-mini-fake",
         provider=Provider.objects.get(name="fake"),
     )
-    anthropic_model = Model.objects.create(
+    anthropic_model = model_group_create(
         public_name=f"bounded-anthropic-{suffix}",
         upstream_name="claude-fake",
         provider=Provider.objects.get(name="fake-anthropic"),

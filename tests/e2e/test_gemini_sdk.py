@@ -135,10 +135,12 @@ def gemini_3(gateway_url, sdk_key, django_db_blocker, fake_models):  # type: ign
     """A catalog model on the fake's gemini-3 upstream, which rejects function calls sent
     back without the thought signature it issued (as the real Gemini 3 models do)."""
     from gateway.catalog.models import Model, Provider
+    from gateway.catalog.services import model_group_create
 
     with django_db_blocker.unblock():
-        Model.objects.get_or_create(public_name="fake-gemini-3", defaults={
-            "provider": Provider.objects.get(name="fake-gemini"), "upstream_name": "gemini-3-pro-fake"})
+        if not Model.objects.filter(public_name="fake-gemini-3").exists():
+            model_group_create(public_name="fake-gemini-3", provider=Provider.objects.get(name="fake-gemini"),
+                               upstream_name="gemini-3-pro-fake")
     deadline = time.monotonic() + 10  # the gateway re-reads the catalog about once a second
     url, headers = f"{gateway_url}/v1beta/models/fake-gemini-3", {"x-goog-api-key": sdk_key[1]}
     while httpx.get(url, headers=headers).status_code != 200:

@@ -170,14 +170,15 @@ def test_key_limits_are_visible_in_its_record_and_revoked_with_it(key):  # type:
 
 
 def test_model_provider_and_global_limits_set_in_admin_apply_to_every_workspace(gateway_url, key, make_workspace):  # type: ignore[no-untyped-def]
-    from gateway.catalog.models import GlobalLimits, Model, Provider
+    from gateway.catalog.models import GlobalLimits, Provider
+    from gateway.catalog.services import model_group_create
 
     _, _, secret = key
     _, other_secret = api_key_create(workspace=make_workspace(), name="other")
     provider = Provider.objects.create(name="limited-provider", kind="fake", base_url=Provider.objects.get(name="fake").base_url,
                                        rpm_limit=3)
-    Model.objects.create(public_name="limited-model", provider=provider, upstream_name="x", rpm_limit=2)
-    Model.objects.create(public_name="limited-model-b", provider=provider, upstream_name="y")
+    model_group_create(public_name="limited-model", provider=provider, upstream_name="x", rpm_limit=2)
+    model_group_create(public_name="limited-model-b", provider=provider, upstream_name="y")
     time.sleep(1.1)
     clients = [openai_client(gateway_url, secret), openai_client(gateway_url, other_secret)]
     clients[0].chat.completions.create(model="limited-model", messages=HI)

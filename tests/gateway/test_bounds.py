@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.hotpath.bounds import DEFAULT_BOUNDS, RequestBounds, chat_bounds_check, embeddings_bounds_check
-from gateway.hotpath.directory import Deployment, _deployments_from_snapshot
+from gateway.hotpath.directory import Deployment, _groups_from_snapshot
 from gateway.hotpath.errors import GatewayError
 from gateway.hotpath.inbound import inbound_for
 from tests.gateway.deployments import deployment_make
@@ -266,14 +266,16 @@ def _snapshot_entry(**extra: Any) -> dict[str, Any]:
 
 
 def test_a_catalog_published_before_bounds_existed_gets_the_default_bounds() -> None:
-    (deployment,) = _deployments_from_snapshot({"models": [_snapshot_entry()]}).values()
+    (group,) = _groups_from_snapshot({"models": [_snapshot_entry()]}).values()
+    (deployment,) = group.deployments
     assert deployment.bounds == DEFAULT_BOUNDS
 
 
 def test_published_bounds_reach_the_deployment_and_missing_ones_keep_their_default() -> None:
-    (deployment,) = _deployments_from_snapshot(
+    (group,) = _groups_from_snapshot(
         {"models": [_snapshot_entry(bounds={"max_n": 3, "max_top_logprobs": "x"})]}
     ).values()
+    (deployment,) = group.deployments
     assert deployment.bounds.max_n == 3
     assert deployment.bounds.max_top_logprobs == DEFAULT_BOUNDS.max_top_logprobs
     assert deployment.bounds.max_output_tokens == DEFAULT_BOUNDS.max_output_tokens

@@ -1,4 +1,4 @@
-"""Providers and models in Django admin; credentials encrypted at rest and never shown."""
+"""Providers and model groups in Django admin; credentials encrypted at rest and never shown."""
 
 from __future__ import annotations
 
@@ -6,24 +6,16 @@ from html.parser import HTMLParser
 
 import orjson
 from django.db import connection
-from django.test import Client
 
 from gateway.catalog.models import Model, Provider
+from gateway.catalog.services import model_group_create
 from gateway.hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
 from gateway.hotpath.directory import CATALOG_KEY, redis_sync
-
-
-def _staff_client(make_user):  # type: ignore[no-untyped-def]
-    user = make_user()
-    user.is_staff = user.is_superuser = True
-    user.save()
-    client = Client()
-    client.force_login(user)
-    return client
+from tests.gateway.admin_forms import deployment_row, inline_rows, staff_client
 
 
 def test_admin_saves_provider_credential_encrypted_and_never_renders_it(make_user):  # type: ignore[no-untyped-def]
-    client = _staff_client(make_user)
+    client = staff_client(make_user())
     secret = "sk-live-upstream-credential-XYZ123"
     response = client.post("/admin/gateway/provider/add/", {
         "name": "openai-main", "kind": "openai", "base_url": "https://api.openai.com/v1", "api_version": "",
@@ -47,27 +39,32 @@ def test_admin_saves_provider_credential_encrypted_and_never_renders_it(make_use
 
 
 def test_model_added_in_admin_is_published_to_gateway_catalog(make_user):  # type: ignore[no-untyped-def]
-    client = _staff_client(make_user)
+    client = staff_client(make_user())
     provider = Provider(name="local-vllm", kind="openai-compatible", base_url="http://127.0.0.1:9/v1")
     provider.set_credential("local-secret-abc")
     provider.save()
     response = client.post("/admin/gateway/model/add/", {
-        "public_name": "llama-local", "provider": provider.pk, "upstream_name": "meta-llama/Llama-3.1-8B",
-        "input_price_per_mtok": "0.10", "output_price_per_mtok": "0.20", "context_window": "8192", "enabled": "on",
+        "public_name": "llama-local", "context_window": "8192", "enabled": "on", "strategy": "weighted",
+        "max_attempts": "3", "retry_deadline_seconds": "60",
+        **inline_rows("deployments", [deployment_row(provider=provider.pk, upstream_name="meta-llama/Llama-3.1-8B",
+                                                     input_price_per_mtok="0.10", output_price_per_mtok="0.20")]),
+        **inline_rows("fallback_links", []),
     })
     assert response.status_code == 302 and Model.objects.filter(public_name="llama-local").exists()
     raw = redis_sync().get(CATALOG_KEY)
     snapshot = orjson.loads(raw)
-    entry = next(m for m in snapshot["models"] if m["public_name"] == "llama-local")
+    (entry,) = next(g for g in snapshot["groups"] if g["name"] == "llama-local")["deployments"]
     assert entry["upstream_name"] == "meta-llama/Llama-3.1-8B" and entry["input_price_per_mtok"] == "0.100000"
+    assert entry["name"] == "local-vllm", "an empty name is the provider's"
     assert b"local-secret-abc" not in raw, "credentials stay encrypted in Redis too"
 
 
 def _model_form(model: Model, **changes: str) -> dict[str, object]:
     data: dict[str, object] = {
-        "public_name": model.public_name, "provider": model.provider_id, "upstream_name": model.upstream_name,
-        "input_price_per_mtok": str(model.input_price_per_mtok), "output_price_per_mtok": str(model.output_price_per_mtok),
-        "context_window": "", "enabled": "on", "rpm_limit": "", "tpm_limit": "",
+        "public_name": model.public_name, "context_window": "", "enabled": "on", "rpm_limit": "", "tpm_limit": "",
+        "strategy": model.strategy, "max_attempts": str(model.max_attempts),
+        "retry_deadline_seconds": str(model.retry_deadline_seconds),
+        **inline_rows("deployments", []), **inline_rows("fallback_links", []),
     }
     data.update(changes)
     return data
@@ -75,13 +72,13 @@ def _model_form(model: Model, **changes: str) -> dict[str, object]:
 
 def _published_bounds(public_name: str) -> dict[str, int]:
     snapshot = orjson.loads(redis_sync().get(CATALOG_KEY) or b"{}")
-    return next(m["bounds"] for m in snapshot["models"] if m["public_name"] == public_name)  # type: ignore[no-any-return]
+    return next(g["bounds"] for g in snapshot["groups"] if g["name"] == public_name)  # type: ignore[no-any-return]
 
 
 def test_request_bounds_edited_in_admin_are_published_to_gateway_catalog(make_user):  # type: ignore[no-untyped-def]
-    client = _staff_client(make_user)
+    client = staff_client(make_user())
     provider = Provider.objects.create(name="bounds-vllm", kind="openai-compatible", base_url="http://127.0.0.1:9/v1")
-    model = Model.objects.create(public_name="bounded-llama", provider=provider, upstream_name="llama")
+    model = model_group_create(public_name="bounded-llama", provider=provider, upstream_name="llama")
     assert _published_bounds("bounded-llama") == {name: getattr(DEFAULT_BOUNDS, name) for name in BOUND_NAMES}
     page = client.get(f"/admin/gateway/model/{model.pk}/change/").content.decode()
     assert "Request bounds" in page and 'name="max_embedding_dimensions"' in page
@@ -98,9 +95,9 @@ def test_request_bounds_edited_in_admin_are_published_to_gateway_catalog(make_us
 
 
 def test_admin_refuses_a_zero_bound_on_choices(make_user):  # type: ignore[no-untyped-def]
-    client = _staff_client(make_user)
+    client = staff_client(make_user())
     provider = Provider.objects.create(name="bounds-zero", kind="openai-compatible", base_url="http://127.0.0.1:9/v1")
-    model = Model.objects.create(public_name="bounded-zero", provider=provider, upstream_name="llama")
+    model = model_group_create(public_name="bounded-zero", provider=provider, upstream_name="llama")
     response = client.post(f"/admin/gateway/model/{model.pk}/change/", _model_form(model, max_n="0"))
     assert response.status_code == 200 and "greater than or equal to 1" in response.content.decode()
 
@@ -115,7 +112,7 @@ class _VisibleText(HTMLParser):
 
 
 def test_admin_shows_the_azure_resource_placeholder_in_the_base_url_help(make_user):  # type: ignore[no-untyped-def]
-    page = _staff_client(make_user).get("/admin/gateway/provider/add/").content.decode()
+    page = staff_client(make_user()).get("/admin/gateway/provider/add/").content.decode()
     parser = _VisibleText()
     parser.feed(page)
     assert "Azure https://<resource>.openai.azure.com" in "".join(parser.parts)

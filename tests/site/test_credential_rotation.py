@@ -12,8 +12,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from gateway.catalog.models import Model, Provider
-from gateway.hotpath.directory import CATALOG_KEY, _deployments_from_snapshot, redis_sync
+from gateway.catalog.models import Provider
+from gateway.catalog.services import model_group_create
+from gateway.hotpath.directory import CATALOG_KEY, _groups_from_snapshot, redis_sync
 
 OLD, NEW = "old-rotation-key-" + uuid.uuid4().hex, "new-rotation-key-" + uuid.uuid4().hex
 
@@ -40,7 +41,7 @@ def test_rotated_key_keeps_old_credentials_readable_and_reencrypt_lets_the_old_k
         provider = Provider(name=name, kind="openai", base_url="https://api.openai.com/v1")
         provider.set_credential(secret)
         provider.save()
-        Model.objects.create(public_name=f"{name}-model", provider=provider, upstream_name="gpt-4o-mini")
+        model_group_create(public_name=f"{name}-model", provider=provider, upstream_name="gpt-4o-mini")
     Provider.objects.create(name=f"rot-{uuid.uuid4().hex[:8]}", kind="openai-compatible", base_url="http://x/v1")
 
     settings.ENCRYPTION_KEYS = [NEW, OLD, *install_keys]  # rotation, step 1: the new key first
@@ -61,8 +62,8 @@ def test_rotated_key_keeps_old_credentials_readable_and_reencrypt_lets_the_old_k
     for name, secret in secrets.items():
         assert Provider.objects.get(name=name).get_credential() == secret
     assert Provider.objects.get(pk=fresh.pk).get_credential() == "written-after-rotation"
-    deployments = _deployments_from_snapshot(orjson.loads(redis_sync().get(CATALOG_KEY)))  # what gateways read
-    assert {name: deployments[f"{name}-model"].credential for name in secrets} == secrets
+    groups = _groups_from_snapshot(orjson.loads(redis_sync().get(CATALOG_KEY)))  # what gateways read
+    assert {name: groups[f"{name}-model"].deployments[0].credential for name in secrets} == secrets
 
     settings.ENCRYPTION_KEYS = [OLD]  # and the old key alone no longer reads anything
     with pytest.raises(ValueError, match="cannot be decrypted"):
