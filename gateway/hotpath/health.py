@@ -323,8 +323,6 @@ class HealthBoard:
         slot = self._slots.get(deployment.deployment_id)
         if slot is None:
             slot = self._slots[deployment.deployment_id] = _Slot(deployment)
-        else:
-            slot.deployment = deployment  # the catalog's latest (limits may have changed)
         return slot
 
     def health(self, deployment: Deployment) -> DeploymentHealth:
@@ -332,10 +330,13 @@ class HealthBoard:
 
     def usable(self, deployment: Deployment) -> bool:
         """Closed circuit, under its max in flight and its rpm/tpm (as far as this process
-        knows). An open circuit whose cooldown has passed is usable only when a sync gave this
-        process its probe (see the module's docstring); otherwise see probe()."""
+        knows: the other processes' requests of the last sync interval, 0.25 s plus a round
+        trip, are not counted yet). An open circuit whose cooldown has passed is usable only
+        when a sync gave this process its probe (see the module's docstring); otherwise see
+        probe()."""
         slot = self._slots.get(deployment.deployment_id) or self._slot(deployment)
         slot.touched = True
+        slot.deployment = deployment  # the catalog's latest: its name goes with the events
         health = slot.health
         if health.state != "closed" and not slot.granted:
             return False
@@ -428,7 +429,8 @@ class HealthBoard:
     async def probe(self, deployment: Deployment) -> bool:
         """For an open circuit past its cooldown: True for the one request (across all
         processes) that may try it (half-open); False otherwise. The caller then begin()s it
-        at once: end() with its outcome closes or reopens the circuit."""
+        at once: end() with its outcome closes or reopens the circuit. With Redis
+        unavailable, each process allows its own one probe per cooldown."""
         slot = self._slot(deployment)
         health = slot.health
         if health.state != "open":
@@ -441,8 +443,8 @@ class HealthBoard:
         try:
             won = await self.client.execute("SET", deployment_probe_key(deployment.deployment_id), self.process_id,
                                             "NX", "PX", int(self.policy.cooldown_seconds * 1000))
-        except RedisError:
-            return False
+        except RedisError:  # Redis unavailable: this process decides alone (one probe per cooldown here)
+            won = True
         if won is None or health.state != "open" or slot.probing:
             return False
         self._probe_take(slot)

@@ -295,6 +295,44 @@ def test_the_admin_reads_state_error_latency_and_opening_time() -> None:
     asyncio.run(run())
 
 
+def test_the_background_task_syncs_and_close_takes_the_process_requests_away() -> None:
+    async def run() -> None:
+        async with _processes(2) as (a, b):
+            d = _deployment()
+            _seen(d, a, b)
+            a.begin(d)
+            a.start()
+            a.start()  # idempotent
+            await asyncio.sleep(health.SYNC_INTERVAL * 3)
+            await b.sync()
+            assert b.health(d).in_flight == 1
+            a.end(d, "ok")
+            await a.close()  # its last sync
+            await b.sync()
+            assert b.health(d).in_flight == 0
+
+    asyncio.run(run())
+
+
+def test_with_redis_unreachable_a_process_routes_and_probes_on_its_own_view() -> None:
+    async def run() -> None:
+        board = HealthBoard(WireRedis("redis://127.0.0.1:1", connect_timeout=0.2), FAST)
+        d = _deployment()
+        board.start()
+        for _ in range(5):
+            _attempt(board, d, "fail", error="HTTP 500")
+        await asyncio.sleep(max(health.SYNC_INTERVAL * 3, COOLDOWN + 0.05))  # failing syncs
+        assert board.health(d).state == "open" and not board.usable(d)
+        assert await board.probe(d)  # its own probe
+        assert not await board.probe(d)  # only one
+        _attempt(board, d, "ok")
+        assert board.usable(d)
+        await board.close()
+        await board.client.aclose()
+
+    asyncio.run(run())
+
+
 def test_what_counts_as_a_failure() -> None:
     assert [outcome_of(s) for s in (None, 429, 500, 502, 503, 504, 529)] == ["fail"] * 7
     assert [outcome_of(s) for s in (200, 400, 401, 404, 413)] == ["ok"] * 5
