@@ -94,7 +94,7 @@ def health_alerts_send() -> int:
     """Mail staff one email per circuit transition the gateway recorded since the last run.
     The stream position is kept in Redis (HEALTH_EVENTS_CURSOR) and moves past an event once
     it is mailed, under a lock, so concurrent runs never send one twice; a send that fails
-    is retried by the next run."""
+    is retried by the next run. With no staff address to send to, events are passed over."""
     client = redis_sync()
     if not client.set(HEALTH_ALERTS_LOCK, "1", nx=True, ex=ALERTS_LOCK_S):
         return 0

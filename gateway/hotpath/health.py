@@ -57,7 +57,7 @@ ERROR_CHARS = 300  # of the last error kept
 FAILURE_STATUSES = frozenset({429, 500, 501, 502, 503, 504, 529})  # the upstream's fault, never the client's
 LOG_EVERY_S = 60.0  # a failing sync is logged at most this often
 
-Outcome = Literal["ok", "fail"]
+Outcome = Literal["ok", "fail", "cancel"]  # "cancel": the client went away mid-attempt
 BreakerState = Literal["closed", "open", "half_open"]
 
 
@@ -369,7 +369,10 @@ class HealthBoard:
         """The attempt ended: in flight -1; the outcome feeds the breaker (a "fail" is a
         connect error, a timeout, a 429, 500-504 or 529: the upstream's fault, never the
         client's; see outcome_of), the latency averages (successes only: a fast error is no
-        sign of a fast deployment) and the minute's tokens."""
+        sign of a fast deployment) and the minute's tokens. "cancel" (the client went away,
+        the attempt was cancelled) feeds nothing: after a cancelled probe the circuit stays
+        open and this process's next request may probe it (while it holds the probe key). Call it in a
+        `finally`, so an attempt that raised or was cancelled still leaves the count."""
         slot = self._slots.get(deployment.deployment_id) or self._slot(deployment)
         health = slot.health
         if slot.mine > 0:
@@ -396,6 +399,13 @@ class HealthBoard:
                 slot.probe = "ok"
                 slot.window_ok = slot.window_fail = 0
                 health.state, health.opened_at = "closed", None
+            return
+        if outcome != "fail":
+            if slot.probing:  # the probe key is still this process's: its next request may probe
+                slot.probing = False
+                slot.granted = True
+                self.granted_ids.add(deployment.deployment_id)
+                health.state = "open"
             return
         slot.fail += 1
         slot.tail += 1

@@ -333,6 +333,28 @@ def test_with_redis_unreachable_a_process_routes_and_probes_on_its_own_view() ->
     asyncio.run(run())
 
 
+def test_a_cancelled_attempt_frees_its_place_and_counts_for_nothing() -> None:
+    async def run() -> None:
+        async with _processes(1) as (a,):
+            d = _deployment()
+            for _ in range(4):
+                _attempt(a, d, "fail", error="timeout")
+            _attempt(a, d, "cancel")
+            _attempt(a, d, "fail", error="timeout")
+            assert a.health(d).state == "open"  # five failures in a row: the cancel came between
+            assert a.health(d).in_flight == 0
+            await a.sync()
+            await asyncio.sleep(COOLDOWN + 0.05)
+            assert await a.probe(d)
+            _attempt(a, d, "cancel")
+            assert a.health(d).state == "open"
+            assert a.usable(d)  # this process still holds the probe key: its next request probes
+            await a.sync()
+            assert await a.probe(d) and not await a.probe(d)
+
+    asyncio.run(run())
+
+
 def test_what_counts_as_a_failure() -> None:
     assert [outcome_of(s) for s in (None, 429, 500, 502, 503, 504, 529)] == ["fail"] * 7
     assert [outcome_of(s) for s in (200, 400, 401, 404, 413)] == ["ok"] * 5
