@@ -127,6 +127,10 @@ local flat = redis.call('HGETALL', h)
 local s = {}
 for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
 local out, gone = {}, {}
+local function put(name, value)  -- only what changed is written
+  value = tostring(value)
+  if s[name] ~= value then out[#out + 1] = name; out[#out + 1] = value end
+end
 
 -- requests in flight: each process's own count, stamped with its last sync
 local others = 0
@@ -210,8 +214,8 @@ local function average(old, sum, n)
 end
 local ttfb = average(s.ttfb, ttfb_sum, ttfb_n)
 local total = average(s.total, total_sum, total_n)
-if ttfb then out[#out + 1] = 'ttfb'; out[#out + 1] = ttfb end
-if total then out[#out + 1] = 'total'; out[#out + 1] = total end
+if ttfb then put('ttfb', ttfb) end
+if total then put('total', total) end
 
 -- half-open: one process at a time holds the probe key (it expires after a cooldown)
 local granted = 0
@@ -221,9 +225,9 @@ if want_probe ~= '0' and state == 'open' and now - tonumber(opened) >= cooldown 
   elseif not holder and want_probe == '1' then redis.call('SET', probe_key, ARGV[2], 'PX', cooldown); granted = 1 end
 end
 
-for _, v in ipairs({'state', state, 'fails', fails, 'opened', opened, 'error', last_error,
-                    'm', minute, 'r', r, 't', t, 'pr', pr, 'pt', pt}) do out[#out + 1] = v end
-redis.call('HSET', h, unpack(out))
+put('state', state); put('fails', fails); put('opened', opened); put('error', last_error)
+put('m', minute); put('r', r); put('t', t); put('pr', pr); put('pt', pt)
+if #out > 0 then redis.call('HSET', h, unpack(out)) end
 if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
 redis.call('PEXPIRE', h, """ + str(HEALTH_TTL_MS) + """)
 return {state, opened, last_error, tostring(fails), tostring(win_ok), tostring(win_fail), ttfb or '', total or '',
