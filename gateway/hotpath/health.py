@@ -277,15 +277,14 @@ class _Slot:
     """A deployment as this process tracks it: its live view, the shared figures it was
     built from, and the outcomes queued for the next sync."""
 
-    __slots__ = ("deployment", "health", "window_ok", "window_fail", "shared_requests", "shared_tokens", "mine",
-                 "streak", "probing", "granted", "touched", "idle_syncs", "requests", "tokens", "ok", "fail", "tail",
-                 "error", "probe", "ttfb_sum", "ttfb_n", "total_sum", "total_n")
+    __slots__ = ("deployment", "health", "window_ok", "window_fail", "mine", "streak", "probing", "granted",
+                 "touched", "idle_syncs", "requests", "tokens", "ok", "fail", "tail", "error", "probe", "ttfb_sum",
+                 "ttfb_n", "total_sum", "total_n")
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
         self.health = DeploymentHealth()
         self.window_ok = self.window_fail = 0  # the shared window, as of the last sync
-        self.shared_requests = self.shared_tokens = 0
         self.mine = 0  # this process's requests in flight
         self.streak = 0  # failures in a row: the shared count plus this process's since
         self.probing = False  # this process's request is the half-open probe
