@@ -425,3 +425,11 @@ def test_health_checks_run_for_the_deployments_that_ask_for_them() -> None:
                                       {"id": 4, "name": "w", "health_check": True}]},
     ]}
     assert health_check_ids(snapshot) == {1, 4}
+
+
+def test_the_health_tasks_are_on_the_beat_schedule() -> None:
+    from gateway.catalog import tasks
+
+    schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    for task in (tasks.deployment_health_alerts, tasks.deployment_health_checks):
+        assert schedule[task.name] > 0
