@@ -119,6 +119,12 @@ CELERY_BEAT_SCHEDULE = {
     # response cache: drop expired entries and keep each workspace under its size cap
     "cache-evict": {"task": "cache.tasks.cache_evict_all",
                     "schedule": float(os.environ.get("CACHE_EVICT_INTERVAL_SECONDS", "300"))},
+    # deployment health (gateway/catalog/health.py): staff emails on circuit transitions, and active
+    # checks of the deployments with health_check on
+    "deployment-health-alerts": {"task": "gateway.catalog.tasks.deployment_health_alerts",
+                                 "schedule": float(os.environ.get("GATEWAY_HEALTH_ALERT_INTERVAL_SECONDS", "10"))},
+    "deployment-health-checks": {"task": "gateway.catalog.tasks.deployment_health_checks",
+                                 "schedule": float(os.environ.get("GATEWAY_HEALTH_CHECK_INTERVAL_SECONDS", "60"))},
 }
 
 CHANNEL_LAYERS = {
@@ -288,6 +294,14 @@ GATEWAY_DB_POOL_SIZE = int(os.environ.get("GATEWAY_DB_POOL_SIZE", "8"))
 # usage events a crashed worker read but never acknowledged are re-read after this long
 USAGE_RECLAIM_IDLE_MS = int(os.environ.get("USAGE_RECLAIM_IDLE_MS", "30000"))
 FAKE_PROVIDER_URL = os.environ.get("FAKE_PROVIDER_URL", "http://127.0.0.1:8100")
+# circuit breaker per deployment (gateway/hotpath/health.py): it opens after this many failures in a
+# row, or at this error rate over the window once the window holds the minimum of requests; after
+# the cooldown one request tries the deployment again
+GATEWAY_BREAKER_FAILURES = int(os.environ.get("GATEWAY_BREAKER_FAILURES", "5"))
+GATEWAY_BREAKER_ERROR_RATE = float(os.environ.get("GATEWAY_BREAKER_ERROR_RATE", "0.5"))
+GATEWAY_BREAKER_WINDOW_SECONDS = float(os.environ.get("GATEWAY_BREAKER_WINDOW_SECONDS", "30"))
+GATEWAY_BREAKER_MIN_REQUESTS = int(os.environ.get("GATEWAY_BREAKER_MIN_REQUESTS", "20"))
+GATEWAY_BREAKER_COOLDOWN_SECONDS = float(os.environ.get("GATEWAY_BREAKER_COOLDOWN_SECONDS", "15"))
 
 # --- i18n, static ----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
