@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import Direction, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -10,7 +14,7 @@ from rest_framework.response import Response
 from tenants.api_schema import ManagementApiView, NameField, PolicySerializer
 from tenants.models import AdminToken
 
-from .models import ApiKey
+from .models import MODEL_NAME_LENGTH_MAX, MODEL_NAMES_MAX, ApiKey
 from .selectors import KeyAction, api_key_denial, key_actor
 from .services import (
     api_key_create,
@@ -19,6 +23,7 @@ from .services import (
     api_key_rename,
     api_key_revoke,
     api_keys_list,
+    model_names_clean,
 )
 
 POLICY_FIELDS = ["rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds"]
@@ -32,13 +37,41 @@ def thresholds_validate(value: object) -> list[int]:
     return sorted(set(value))
 
 
+class ModelNamesField(serializers.JSONField):
+    """The model names a key may call, [] for every model the workspace can use (checked against the
+    workspace's catalog by the serializer: a JSON type alone cannot say which names exist)."""
+
+
+class ModelNamesFieldScheme(OpenApiSerializerFieldExtension):
+    target_class = ModelNamesField
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: Direction) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": MODEL_NAME_LENGTH_MAX},
+            "maxItems": MODEL_NAMES_MAX,
+            "description": "The model names (as clients send them) this key may call; [] for every model the "
+            "workspace can use. Each must be offered to the workspace (or already be on the key); a model "
+            "renamed or deleted later no longer matches. Answered sorted, without repeats.",
+        }
+
+
+def _model_names_check(serializer: serializers.Serializer, value: object) -> list[str]:
+    """The serializer's model list checked against its workspace (context["workspace"]); names the
+    key already has are kept even when no longer offered."""
+    key = serializer.instance if isinstance(serializer.instance, ApiKey) else None
+    return model_names_clean(workspace=serializer.context["workspace"], names=value,
+                             kept=key.allowed_models if key is not None else ())
+
+
 class ApiKeySerializer(PolicySerializer):
     revoked = serializers.SerializerMethodField()
+    allowed_models = ModelNamesField(read_only=True)
 
     class Meta:
         model = ApiKey
         fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at", "revoked", *POLICY_FIELDS,
-                  *CACHE_FIELDS]
+                  *CACHE_FIELDS, "allowed_models"]
         read_only_fields = fields
 
     def get_revoked(self, obj: ApiKey) -> bool:
@@ -47,20 +80,29 @@ class ApiKeySerializer(PolicySerializer):
 
 class ApiKeyCreateSerializer(serializers.Serializer):
     name = NameField()
+    allowed_models = ModelNamesField(required=False)
+
+    def validate_allowed_models(self, value: object) -> list[str]:
+        return _model_names_check(self, value)
 
 
 class ApiKeyUpdateSerializer(PolicySerializer):
-    """Rename a key, set its limits and budget, and its response cache overrides (send only
-    what changes; null clears a limit, or makes a cache setting the workspace's again)."""
+    """Rename a key, set its limits and budget, its response cache overrides and its models (send
+    only what changes; null clears a limit, or makes a cache setting the workspace's again; [] lets
+    the key call every model)."""
 
     name = NameField(required=False)
+    allowed_models = ModelNamesField(required=False)
 
     class Meta:
         model = ApiKey
-        fields = ["name", *POLICY_FIELDS, *CACHE_FIELDS]
+        fields = ["name", *POLICY_FIELDS, *CACHE_FIELDS, "allowed_models"]
 
     def validate_budget_alert_thresholds(self, value: object) -> list[int]:
         return thresholds_validate(value)
+
+    def validate_allowed_models(self, value: object) -> list[str]:
+        return _model_names_check(self, value)
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):
@@ -90,10 +132,12 @@ class ApiKeyListView(ManagementApiView):
 
     @extend_schema(request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer}, summary="Create an API key")
     def post(self, request: Request) -> Response:
-        data = ApiKeyCreateSerializer(data=request.data)
+        workspace = request._request.workspace
+        data = ApiKeyCreateSerializer(data=request.data, context={"workspace": workspace})
         data.is_valid(raise_exception=True)
         key, secret = api_key_create(
-            workspace=request._request.workspace, name=data.validated_data["name"], created_by_id=_created_by(request)
+            workspace=workspace, name=data.validated_data["name"], created_by_id=_created_by(request),
+            allowed_models=data.validated_data.get("allowed_models"),
         )
         key.key = secret  # type: ignore[attr-defined]
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)
@@ -113,13 +157,13 @@ class ApiKeyDetailView(ManagementApiView):
         return Response(ApiKeySerializer(self._key(request, key_id)).data)
 
     @extend_schema(request=ApiKeyUpdateSerializer, responses=ApiKeySerializer,
-                   summary="Rename an API key or set its limits, budget and cache settings")
+                   summary="Rename an API key or set its limits, budget, cache settings and models")
     def patch(self, request: Request, key_id: int) -> Response:
         key = self._key(request, key_id)
-        data = ApiKeyUpdateSerializer(key, data=request.data, partial=True)
+        workspace = request._request.workspace
+        data = ApiKeyUpdateSerializer(key, data=request.data, partial=True, context={"workspace": workspace})
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        workspace = request._request.workspace
         if set(fields) - {"name"}:
             _permission_check(request, key, "policy")
         if "name" in fields:

@@ -1,5 +1,5 @@
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -11,6 +11,42 @@ DB_INT_MAX = 2_147_483_647  # an integer column's range in PostgreSQL; above it 
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, label="Key name", help_text="e.g. the app or teammate that will use it.")
+
+
+class KeyModelsForm(forms.Form):
+    """Which models a key may call: all (the default) or the ticked ones. Offers the models the
+    workspace can use (`offered`) and any name the key already has (`kept`), so a model renamed or
+    deleted since shows up, marked, instead of silently leaving the list and widening the key."""
+
+    # not required: a post without it (a script, an older page) leaves the key's models as they are
+    model_scope = forms.ChoiceField(
+        label="Models", choices=[("all", "All models"), ("some", "Only the models ticked below")],
+        widget=forms.RadioSelect, initial="all", required=False,
+    )
+    allowed_models = forms.MultipleChoiceField(
+        label="Allowed models", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Requests for any other model get a 404, as for an unknown model, and /v1/models lists only "
+        "these. The list holds names: after a model is renamed, tick its new name; a deleted one matches nothing.",
+    )
+
+    def __init__(self, *args: Any, offered: list[str], kept: list[str] | None = None, **kwargs: Any) -> None:
+        kept = sorted(kept or [])
+        kwargs.setdefault("initial", {"model_scope": "some" if kept else "all", "allowed_models": kept})
+        super().__init__(*args, **kwargs)
+        gone = [(name, f"{name} (no longer offered)") for name in kept if name not in set(offered)]
+        cast(forms.MultipleChoiceField, self.fields["allowed_models"]).choices = [(n, n) for n in offered] + gone
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("model_scope") == "all":
+            cleaned["allowed_models"] = []
+        elif cleaned.get("model_scope") == "some" and not cleaned.get("allowed_models"):
+            self.add_error("allowed_models", "Tick at least one model, or choose All models.")
+        return cleaned
+
+    def models_chosen(self) -> dict[str, list[str]]:
+        """`allowed_models` for the services, or nothing when the post did not choose."""
+        return {"allowed_models": self.cleaned_data["allowed_models"]} if self.cleaned_data.get("model_scope") else {}
 
 
 class ThresholdsField(forms.CharField):
@@ -77,11 +113,16 @@ class ApiKeySettingsForm(SpendPolicyForm):
                                            required=False, help_text="Empty: as the workspace.")
 
 
-def form_errors_add(form: forms.Form, error: ValidationError) -> None:
-    """Show a model's validation error (raised by a service's full_clean) on the form's fields it
-    names, the rest above the form, so a value the form let through re-renders the form, not a 500."""
+def form_errors_add(form: forms.Form, error: ValidationError, *others: forms.Form) -> None:
+    """Show a model's validation error (raised by a service's full_clean) on the fields it names, of
+    `form` or of the `others` shown with it, the rest above `form`, so a value the forms let through
+    re-renders the page, not a 500."""
     if not hasattr(error, "error_dict"):
         form.add_error(None, error)
         return
     for field, errors in error.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
+        owner = next((f for f in (form, *others) if field in f.fields), None)
+        if owner is None:
+            form.add_error(None, errors)
+        else:
+            owner.add_error(field, errors)

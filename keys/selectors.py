@@ -1,5 +1,5 @@
-"""Reads about keys that need more than a one-line query: who may change a key, spend per
-period and per day."""
+"""Reads about keys that need more than a one-line query: who may change a key, the models a key
+may be limited to, spend per period and per day."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django_tenants.utils import schema_context
 
@@ -63,6 +63,15 @@ def api_key_denial(*, actor: KeyActor | None, key: ApiKey, action: KeyAction) ->
 def api_keys_manageable_ids(*, actor: KeyActor | None, keys: list[ApiKey]) -> set[int]:
     """The keys of `keys` that `actor` may rename and revoke (for showing the buttons)."""
     return {key.pk for key in keys if api_key_denial(actor=actor, key=key, action="revoke") is None}
+
+
+def model_names_offered(*, workspace: Workspace) -> list[str]:
+    """The model names a key of this workspace may be limited to, sorted: the enabled models offered
+    to every workspace (no workspaces set) or to this one, the catalog's own visibility rule."""
+    from gateway.catalog.models import Model
+
+    offered = Model.objects.filter(enabled=True).filter(Q(workspaces=None) | Q(workspaces=workspace))
+    return list(offered.order_by("public_name").values_list("public_name", flat=True).distinct())
 
 
 def period_start(period: str, now: datetime | None = None) -> datetime | None:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
@@ -10,7 +12,8 @@ from django_tenants.utils import schema_context
 from gateway.hotpath.directory import KeyRecord, key_record_write
 from tenants.models import KeyIndex, Workspace
 
-from .models import ApiKey
+from .models import ApiKey, model_names_validate
+from .selectors import model_names_offered
 from .tokens import KEY_PREFIX, token_hash
 
 PREFIX_VISIBLE = 12
@@ -42,6 +45,8 @@ def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
     cache = key_cache_policy(workspace, key)
     if cache is not None:
         policy["cache"] = cache
+    if key.allowed_models:
+        policy["models"] = sorted(key.allowed_models)
     if shared:
         policy["workspace"] = shared
     return policy
@@ -86,12 +91,40 @@ def workspace_keys_publish(*, workspace: Workspace) -> int:
     return len(records)
 
 
-def api_key_create(*, workspace: Workspace, name: str, created_by_id: int | None = None) -> tuple[ApiKey, str]:
-    """Issue a key. The secret is returned once and only its hash is stored."""
+def model_names_clean(*, workspace: Workspace, names: object, kept: Iterable[str] = ()) -> list[str]:
+    """A key's model list, sorted and without repeats, or a ValidationError saying what is wrong
+    with it. Each name must be offered to the workspace, or already be on the key (`kept`): a model
+    renamed or deleted since stays listed, matching nothing, until someone removes it, so saving a
+    key's other settings never widens what it may call."""
+    model_names_validate(names)
+    wanted = set(cast(list[str], names))
+    unknown = sorted(wanted - set(model_names_offered(workspace=workspace)) - set(kept))
+    if unknown:
+        shown = ", ".join(f"“{name}”" for name in unknown[:5])
+        if len(unknown) > 5:
+            shown += f" and {len(unknown) - 5} more"
+        raise ValidationError(f"Not a model this workspace can use: {shown}.", code="unknown_model")
+    return sorted(wanted)
+
+
+def _model_names_field_clean(*, workspace: Workspace, names: object, kept: Iterable[str] = ()) -> list[str]:
+    try:
+        return model_names_clean(workspace=workspace, names=names, kept=kept)
+    except ValidationError as exc:
+        raise ValidationError({"allowed_models": exc.error_list}) from exc
+
+
+def api_key_create(
+    *, workspace: Workspace, name: str, created_by_id: int | None = None, allowed_models: list[str] | None = None
+) -> tuple[ApiKey, str]:
+    """Issue a key, limited to `allowed_models` if given (a ValidationError when one is not offered
+    to the workspace). The secret is returned once and only its hash is stored."""
+    models = _model_names_field_clean(workspace=workspace, names=allowed_models or [])
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with schema_context(workspace.schema_name), transaction.atomic():
         key = ApiKey.objects.create(
-            name=name, prefix=secret[:PREFIX_VISIBLE], key_hash=token_hash(secret), created_by_id=created_by_id
+            name=name, prefix=secret[:PREFIX_VISIBLE], key_hash=token_hash(secret), created_by_id=created_by_id,
+            allowed_models=models,
         )
         KeyIndex.objects.create(key_hash=key.key_hash, workspace=workspace, key_id=key.pk)
     # after our atomic block: committed, unless a caller's own transaction is still open
@@ -130,15 +163,20 @@ def api_key_get(*, workspace: Workspace, key_id: int) -> ApiKey | None:
 
 
 KEY_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard", "budget_alert_thresholds",
-                     "cache_enabled", "cache_semantic", "cache_semantic_threshold", "cache_ttl_seconds")
+                     "cache_enabled", "cache_semantic", "cache_semantic_threshold", "cache_ttl_seconds",
+                     "allowed_models")
 
 
 def api_key_policy_update(*, workspace: Workspace, key: ApiKey, **fields: Any) -> ApiKey:
-    """Set a key's rate limits, budget and response cache overrides (None: as the workspace);
-    every gateway process applies them within a second."""
+    """Set a key's rate limits, budget, response cache overrides (None: as the workspace) and the
+    models it may call ([]: all); every gateway process applies them within a second."""
     unknown = set(fields) - set(KEY_POLICY_FIELDS)
     if unknown:
         raise TypeError(f"not key policy fields: {sorted(unknown)}")
+    if "allowed_models" in fields:
+        fields["allowed_models"] = _model_names_field_clean(
+            workspace=workspace, names=fields["allowed_models"], kept=key.allowed_models or []
+        )
     with schema_context(workspace.schema_name), transaction.atomic():
         for name, value in fields.items():
             setattr(key, name, value)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from analytics.selectors import cache_savings
 from tenants.decorators import workspace_required
 
-from .forms import ApiKeyForm, ApiKeySettingsForm, form_errors_add
+from .forms import ApiKeyForm, ApiKeySettingsForm, KeyModelsForm, form_errors_add
 from .models import ApiKey
 from .selectors import (
     KeyAction,
@@ -23,6 +23,7 @@ from .selectors import (
     key_actor,
     key_spend_by_day,
     key_spend_this_period,
+    model_names_offered,
     period_start,
 )
 from .services import (
@@ -53,11 +54,17 @@ def _denial(request: HttpRequest, key: ApiKey, action: KeyAction) -> str | None:
 @workspace_required
 def key_list(request: HttpRequest) -> HttpResponse:
     form = ApiKeyForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        _, secret = api_key_create(workspace=request.workspace, name=form.cleaned_data["name"], created_by_id=request.user.pk)
-        # Post/redirect/get: the secret is shown on the next page view only, never on a reload.
-        request.session[NEW_SECRET_SESSION_KEY] = secret
-        return redirect("keys:list")
+    models_form = KeyModelsForm(request.POST or None, offered=model_names_offered(workspace=request.workspace))
+    if request.method == "POST" and all([form.is_valid(), models_form.is_valid()]):
+        try:
+            _, secret = api_key_create(workspace=request.workspace, name=form.cleaned_data["name"],
+                                       created_by_id=request.user.pk, **models_form.models_chosen())
+        except ValidationError as exc:  # a model disabled between showing the page and sending it
+            form_errors_add(form, exc, models_form)
+        else:
+            # Post/redirect/get: the secret is shown on the next page view only, never on a reload.
+            request.session[NEW_SECRET_SESSION_KEY] = secret
+            return redirect("keys:list")
     new_secret = request.session.pop(NEW_SECRET_SESSION_KEY, None)
     keys = api_keys_list(workspace=request.workspace)
     manageable = api_keys_manageable_ids(actor=key_actor(membership=request.membership), keys=keys)
@@ -66,7 +73,8 @@ def key_list(request: HttpRequest) -> HttpResponse:
     for key in keys:
         key.can_manage = key.pk in manageable  # type: ignore[attr-defined]
         key.creator_email = creators.get(key.created_by_id, "")  # type: ignore[attr-defined]
-    return render(request, "keys/list.html", {"keys": keys, "form": form, "new_secret": new_secret})
+    return render(request, "keys/list.html", {"keys": keys, "form": form, "models_form": models_form,
+                                              "new_secret": new_secret})
 
 
 @login_required
@@ -100,22 +108,25 @@ def key_rename(request: HttpRequest, key_id: int) -> HttpResponse:
 @login_required
 @workspace_required
 def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
-    """A key's limits, budget, cache settings, spend this period, spend by day and what the
-    cache saved; admins edit the limits and cache settings."""
+    """A key's limits, budget, cache settings, models, spend this period, spend by day and what the
+    cache saved; admins edit the limits, cache settings and models."""
     key = _key_or_404(request, key_id)
     denial = _denial(request, key, "policy")
     can_edit = denial is None
     initial = {name: getattr(key, name) for name in ApiKeySettingsForm.base_fields}
     form = ApiKeySettingsForm(request.POST or None, initial=initial)
+    offered = model_names_offered(workspace=request.workspace)
+    models_form = KeyModelsForm(request.POST or None, offered=offered, kept=key.allowed_models)
     if request.method == "POST":
         if denial:
             messages.error(request, denial)
             return redirect("keys:detail", key_id=key.pk)
-        if form.is_valid():
+        if all([form.is_valid(), models_form.is_valid()]):
             try:
-                api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data)
+                api_key_policy_update(workspace=request.workspace, key=key, **form.cleaned_data,
+                                      **models_form.models_chosen())
             except ValidationError as exc:
-                form_errors_add(form, exc)
+                form_errors_add(form, exc, models_form)
                 key.refresh_from_db()
             else:
                 messages.success(request, "Settings saved. Every gateway process applies them within a second.")
@@ -128,7 +139,8 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
     used = int(Decimal(100) * spent / key.budget_amount) if key.budget_amount else None
     savings = cache_savings(workspace=request.workspace, since=datetime.now(UTC) - timedelta(days=len(days)), key_id=key.pk)
     return render(request, "keys/detail.html", {
-        "key": key, "form": form, "can_edit": can_edit, "days": days, "spent": spent, "used_percent": used,
+        "key": key, "form": form, "models_form": models_form, "can_edit": can_edit, "days": days,
+        "models_gone": sorted(set(key.allowed_models) - set(offered)), "spent": spent, "used_percent": used,
         "period_start": period_start(key.budget_period), "cache": key_cache_policy(request.workspace, key),
         "savings": savings["total"], "savings_by_model": savings["by_model"],
     })

@@ -23,11 +23,14 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import events, from_schema
 from schemathesis.engine.core import EventStream
+from schemathesis.generation.case import Case
+from schemathesis.hooks import HookContext
 
 from tests.servers import ROOT, free_port, process_stop, wait_http
 
 SEED = 15
 MAX_EXAMPLES = 60  # per operation and phase
+CATALOG_MODEL = "schema-conformance-model"  # the one model the run's workspace can use
 MAX_SECONDS = 300  # a ceiling for a stalled run; a normal run ends on its example budget, well before
 # Not run: `use_after_free`, because DELETE revokes a key and the revoked key stays readable (its
 # `revoked_at` says so), and `negative_data_rejection`, because DRF coerces loose input by design
@@ -74,6 +77,7 @@ def api_server(django_db_setup, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 def admin_token(django_db_blocker) -> str:  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
 
+    from gateway.catalog.models import Model, Provider
     from tenants.services import admin_token_create, workspace_create
 
     email = "schema-conformance@example.com"  # fixed, like everything the run may learn from (a fresh database)
@@ -81,7 +85,20 @@ def admin_token(django_db_blocker) -> str:  # type: ignore[no-untyped-def]
         owner = get_user_model().objects.create_user(username=email, email=email, password="a-long-test-password")
         workspace = workspace_create(name="Schema conformance", owner=owner)
         _, secret = admin_token_create(workspace=workspace, name="schemathesis", created_by=None)
+        provider = Provider.objects.create(name="schema-conformance", kind="fake", base_url="http://127.0.0.1:9")
+        model = Model.objects.create(public_name=CATALOG_MODEL, provider=provider, upstream_name="m")
+        model.workspaces.set([workspace])
     return secret
+
+
+def _catalog_model_names(context: HookContext, case: Case) -> Case:
+    """A key's `allowed_models` must name models the workspace can use, which no JSON schema can
+    list: a positive case's names become the workspace's one model (an empty list stays empty)."""
+    body = case.body
+    if case.meta is not None and case.meta.generation.mode.is_positive and isinstance(body, dict):
+        if isinstance(body.get("allowed_models"), list):
+            case.body = {**body, "allowed_models": [CATALOG_MODEL] if body["allowed_models"] else []}
+    return case
 
 
 def _run(stream: EventStream) -> tuple[dict[str, list[str]], set[str]]:
@@ -132,6 +149,7 @@ def test_management_api_conforms_to_its_published_schema(api_server, admin_token
         }
     )
     schema = schemathesis.openapi.from_url(url + "/api/schema/", config=config)
+    schema.hook("map_case")(_catalog_model_names)
     failures, called = _run(from_schema(schema).execute())
     operations = {
         (method.upper(), re.sub(r"\{\w+\}", "[^/]+", path))
