@@ -1,3 +1,4 @@
+import threading
 from typing import Any
 
 from django import forms
@@ -6,6 +7,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from ..hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
+from .health import deployment_health_read
 from .models import (
     Deployment,
     GlobalLimits,
@@ -99,7 +101,12 @@ class DeploymentInline(admin.TabularInline):
     extra = 1
     fields = ["provider", "upstream_name", "name", "weight", "priority", "input_price_per_mtok",
               "output_price_per_mtok", "rpm_limit", "tpm_limit", "max_in_flight", "connect_timeout",
-              "first_byte_timeout", "total_timeout", "enabled", "health_check"]
+              "first_byte_timeout", "total_timeout", "enabled", "health_check", "health"]
+    readonly_fields = ["health"]
+
+    @admin.display(description="health (live)")
+    def health(self, obj: Deployment) -> str:
+        return health_summary(deployment_health_read([obj.pk]).get(obj.pk)) if obj.pk else "-"
 
 
 class FallbackFormSet(forms.BaseInlineFormSet):
@@ -167,13 +174,58 @@ class ModelAdmin(admin.ModelAdmin):
         return obj.deployments_total  # type: ignore[attr-defined, no-any-return]
 
 
+def health_summary(health: dict[str, Any] | None) -> str:
+    """A deployment's shared health in one line: its circuit, latencies, load and last error."""
+    if not health:
+        return "no traffic yet"
+    parts = [{"closed": "up", "open": "DOWN (circuit open)", "half_open": "probing"}.get(health["state"], health["state"])]
+    if health.get("ttfb_ms") is not None:
+        parts.append(f"first byte {health['ttfb_ms']:.0f} ms")
+    if health.get("total_ms") is not None:
+        parts.append(f"total {health['total_ms']:.0f} ms")
+    parts.append(f"{health.get('in_flight') or 0} in flight")
+    if health.get("last_error"):
+        parts.append(f"last error: {health['last_error']}")
+    return " · ".join(parts)
+
+
 @admin.register(Deployment)
 class DeploymentAdmin(admin.ModelAdmin):
     list_display = ["name", "group", "provider", "upstream_name", "weight", "priority", "input_price_per_mtok",
-                    "output_price_per_mtok", "max_in_flight", "enabled", "health_check"]
+                    "output_price_per_mtok", "max_in_flight", "enabled", "health_check", "state", "latency",
+                    "last_error"]
     list_filter = ["provider", "group", "enabled"]
     list_select_related = ["group", "provider"]
     search_fields = ["name", "upstream_name", "group__public_name"]
+    readonly_fields = ["state", "latency", "last_error"]
+    _page = threading.local()
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # the page's deployments' health in one Redis round trip, not one per column and row (kept
+        # per thread: the admin is one object serving every request)
+        self._page.health = deployment_health_read(d.pk for d in changelist.result_list)
+        return changelist
+
+    def _health_of(self, obj: Deployment) -> dict[str, Any]:
+        cached = getattr(self._page, "health", None) or {}
+        if obj.pk not in cached:
+            cached = deployment_health_read([obj.pk])
+        return cached.get(obj.pk) or {}
+
+    @admin.display(description="circuit")
+    def state(self, obj: Deployment) -> str:
+        return {"closed": "up", "open": "DOWN", "half_open": "probing"}.get(self._health_of(obj).get("state", ""), "up")
+
+    @admin.display(description="first byte / total (ms, moving average)")
+    def latency(self, obj: Deployment) -> str:
+        health = self._health_of(obj)
+        ttfb, total = health.get("ttfb_ms"), health.get("total_ms")
+        return "-" if ttfb is None and total is None else f"{ttfb or 0:.0f} / {total or 0:.0f}"
+
+    @admin.display(description="last error")
+    def last_error(self, obj: Deployment) -> str:
+        return self._health_of(obj).get("last_error") or "-"
 
 
 @admin.register(GlobalLimits)

@@ -23,7 +23,7 @@ import orjson
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from .adapters import adapter_for
+from .adapters import UpstreamAdapter, adapter_for
 from .adapters import anthropic as anthropic_upstream
 from .adapters.interface import Usage, body_read, upstream_invalid
 from .auth import key_authenticate
@@ -489,25 +489,31 @@ async def forward_embeddings(ctx: RequestContext, route: Route, request: Inbound
     # one (a local server) may ignore encoding_format; any float list is packed here, never passed on
     wants_base64 = payload.get("encoding_format") == "base64"
 
-    async def call(deployment: Deployment) -> tuple[dict[str, Any], Usage | None, list[str]]:
+    def prepare(deployment: Deployment) -> tuple[UpstreamAdapter, dict[str, Any]]:
         adapter = adapter_for(deployment.provider_kind)
         if texts is None and adapter.WIRE != "openai":
             raise invalid_request(f"Token-array 'input' is not supported by model '{deployment.public_name}'; send strings.",
                                   param="input", code="unsupported_parameter")
         embeddings_bounds_check(inbound.WIRE, request.native, deployment)
-        sent = {**payload, "encoding_format": "float"} if wants_base64 and adapter.WIRE != "openai" else payload
-        data, usage = await adapter.embeddings_create(ctx.state.session, deployment, sent)
-        return data, usage, ignored + [name for name in adapter.IGNORED_PARAMS if sent.get(name) is not None]
+        return adapter, {**payload, "encoding_format": "float"} if wants_base64 and adapter.WIRE != "openai" else payload
 
-    deployment, (data, usage, dropped), served, _ = await attempts_run(ctx, route, call, timeouts)
-    if wants_base64:
-        _embeddings_pack(data, deployment)
-    if usage is None:
-        ctx.event.usage_estimated = True
-        usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
-        data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
-    ctx.settle(deployment, usage.input_tokens, 0)
-    ctx.state.board.end(deployment, "ok", tokens=usage.input_tokens)
+    async def call(deployment: Deployment, prepared: tuple[UpstreamAdapter, dict[str, Any]]) -> tuple[dict[str, Any], Usage | None]:
+        adapter, sent = prepared
+        return await adapter.embeddings_create(ctx.state.session, deployment, sent)
+
+    deployment, (adapter, sent), (data, usage), served, started = await attempts_run(ctx, route, prepare, call, timeouts)
+    dropped = ignored + [name for name in adapter.IGNORED_PARAMS if sent.get(name) is not None]
+    took = (time.perf_counter() - started) * 1000
+    try:
+        if wants_base64:
+            _embeddings_pack(data, deployment)
+        if usage is None:
+            ctx.event.usage_estimated = True
+            usage = Usage(sum(count_text_tokens(t) for t in texts or []), 0)
+            data["usage"] = {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens}
+        ctx.settle(deployment, usage.input_tokens, 0)
+    finally:
+        ctx.state.board.end(deployment, "ok", ttfb_ms=took, total_ms=took, tokens=ctx.event.input_tokens)
     headers = ctx.extra + served + ([(b"x-aiproxy-ignored-params", ",".join(dropped).encode())] if dropped else [])
     await ctx.answer(inbound.embeddings_encode(data, request), headers)
 

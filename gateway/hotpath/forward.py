@@ -156,6 +156,7 @@ class Route:
     failures: dict[int, int] = field(default_factory=dict)  # deployment id -> failed attempts
     retry_at: dict[int, float] = field(default_factory=dict)  # deployment id -> Retry-After (monotonic)
     last_error: GatewayError | None = None
+    tries: int = 0  # upstream calls made (a fallback skipped before any call is not one)
 
     def switch(self, name: str | None) -> bool:
         """Go on with group `name` (a fallback): False if there is no such group for this workspace."""
@@ -167,7 +168,7 @@ class Route:
 
     async def next(self) -> Deployment | None:
         """The next deployment to try, or None when the attempts, the deadline or the chain ran out."""
-        if len(self.attempts) >= self.max_attempts or time.monotonic() >= self.deadline:
+        if self.tries >= self.max_attempts or time.monotonic() >= self.deadline:
             return None
         while True:
             choice = await self._in_group()
@@ -203,7 +204,18 @@ class Route:
         await asyncio.sleep(wait)
         return choice
 
+    def skipped(self, deployment: Deployment, error: GatewayError) -> None:
+        """A fallback that cannot take this request (another format without its feature):
+        logged, never called, and not the error the client gets if nothing answers."""
+        self.tried.add(deployment.deployment_id)
+        self.attempts.append(Attempt(deployment, f"skipped {error.code or error.type}", 0))
+
+    def served(self, deployment: Deployment, ms: int) -> None:
+        self.tries += 1
+        self.attempts.append(Attempt(deployment, "ok", ms))
+
     def failed(self, deployment: Deployment, error: GatewayError, ms: int) -> None:
+        self.tries += 1
         self.tried.add(deployment.deployment_id)
         self.failures[deployment.deployment_id] = self.failures.get(deployment.deployment_id, 0) + 1
         self.attempts.append(Attempt(deployment, f"{error.status} {error.code or error.type}", ms))
@@ -304,24 +316,35 @@ def deployment_label(deployment: Deployment) -> str:
 
 
 ExchangeFor = Callable[[Deployment], Exchange]
+P = TypeVar("P")
 T = TypeVar("T")
 
 
-async def attempts_run(ctx: RequestContext, route: Route, call: Callable[[Deployment], Awaitable[T]],
-                       timeouts: Timeouts | None) -> tuple[Deployment, T, Headers, float]:
-    """Try deployments (see the module's docstring) until `call` succeeds on one: returns
-    it, what `call` returned, the headers naming it and when its attempt started. The
-    caller reports the successful attempt's end to the health board."""
+async def attempts_run(ctx: RequestContext, route: Route, prepare: Callable[[Deployment], P],
+                       call: Callable[[Deployment, P], Awaitable[T]],
+                       timeouts: Timeouts | None) -> tuple[Deployment, P, T, Headers, float]:
+    """Try deployments (see the module's docstring) until `call` succeeds on one. `prepare`
+    readies the request for a deployment without calling it (a 400 there, on a fallback in
+    another format, skips that fallback). Returns the deployment, what `prepare` and `call`
+    returned, the headers naming it and when its attempt started. The caller reports the
+    successful attempt's end to the health board."""
     board, event = ctx.state.board, ctx.event
     while True:
         deployment = await route.next()
         if deployment is None:
             raise route.unavailable()
         deployment = timeouts_apply(deployment, timeouts)
+        try:
+            prepared = prepare(deployment)
+        except GatewayError as error:
+            if not route.attempts or error.status != 400:
+                raise
+            route.skipped(deployment, error)
+            continue
         started = time.perf_counter()
         board.begin(deployment)
         try:
-            result = await call(deployment)
+            result = await call(deployment, prepared)
         except GatewayError as error:
             worthy = failover_worthy(error)
             board.end(deployment, "fail" if worthy else "ok", error=f"{error.status} {error.code or error.type}"[:200])
@@ -333,17 +356,15 @@ async def attempts_run(ctx: RequestContext, route: Route, call: Callable[[Deploy
                 continue
             if error.code in CONTENT_POLICY_CODES and route.switch(group.content_policy_fallback):
                 continue
-            if len(route.attempts) > 1 and error.status == 400 and error.code == "unsupported_parameter":
-                continue  # a fallback in another format cannot take this request: on to the next
             raise
         except BaseException:
-            board.end(deployment, "ok")  # cancelled (the client left) or a bug: no verdict on the upstream
+            board.end(deployment, "cancel")  # cancelled (the client left) or a bug: no verdict on the upstream
             raise
-        route.attempts.append(Attempt(deployment, "ok", _ms(started)))
+        route.served(deployment, _ms(started))
         event.model, event.provider = deployment.public_name, deployment.provider_name
-        event.deployment, event.attempts, event.attempt_log = deployment_label(deployment), len(route.attempts), route.log()
+        event.deployment, event.attempts, event.attempt_log = deployment_label(deployment), route.tries, route.log()
         served = [(b"x-aiproxy-deployment", event.deployment.encode()), (b"x-aiproxy-attempts", b"%d" % event.attempts)]
-        return deployment, result, served, started
+        return deployment, prepared, result, served, started
 
 
 async def forward(ctx: RequestContext, route: Route, exchange_for: ExchangeFor, timeouts: Timeouts | None) -> None:
@@ -351,28 +372,31 @@ async def forward(ctx: RequestContext, route: Route, exchange_for: ExchangeFor, 
     streamed) and settle the request's usage at the answering deployment's prices."""
     board, event, session = ctx.state.board, ctx.event, ctx.state.session
     if not event.stream:
-        async def whole(deployment: Deployment) -> tuple[Exchange, Whole]:
-            exchange = exchange_for(deployment)
-            return exchange, await attempt_whole(session, exchange, deployment, keep=_storable(ctx))
+        async def whole(deployment: Deployment, exchange: Exchange) -> Whole:
+            return await attempt_whole(session, exchange, deployment, keep=_storable(ctx))
 
-        deployment, (exchange, answer), served, started = await attempts_run(ctx, route, whole, timeouts)
+        deployment, exchange, answer, served, started = await attempts_run(ctx, route, exchange_for, whole, timeouts)
         ttfb = _ms(started)
-        estimate(ctx, deployment, exchange, answer.usage, answer.text, disconnected=False)
-        board.end(deployment, "ok", ttfb_ms=ttfb, total_ms=ttfb, tokens=event.input_tokens + event.output_tokens)
+        try:
+            estimate(ctx, deployment, exchange, answer.usage, answer.text, disconnected=False)
+        finally:
+            board.end(deployment, "ok", ttfb_ms=ttfb, total_ms=ttfb, tokens=event.input_tokens + event.output_tokens)
         cache_stage(ctx.state.semantic, ctx.cache, answer.completion, event.cost)
         await ctx.answer(answer.body, ctx.extra + answer.headers + served)
         return
 
-    async def opened(deployment: Deployment) -> tuple[Exchange, Relay, bytes | None, AsyncIterator[bytes]]:
-        exchange = exchange_for(deployment)
-        relay, first, events = await attempt_stream(session, exchange, deployment, keep=stream_storable(ctx))
-        return exchange, relay, first, events
+    async def opened(deployment: Deployment, exchange: Exchange) -> tuple[Relay, bytes | None, AsyncIterator[bytes]]:
+        return await attempt_stream(session, exchange, deployment, keep=stream_storable(ctx))
 
-    deployment, (exchange, relay, first, events), served, started = await attempts_run(ctx, route, opened, timeouts)
+    deployment, exchange, (relay, first, events), served, started = await attempts_run(
+        ctx, route, exchange_for, opened, timeouts)
     ttfb = _ms(started)
     try:
         outcome = await sse_relay(ctx.send, ctx.receive, stream_rest(first, events, deployment.timeouts.total, started),
                                   extra_headers=ctx.extra + relay.headers + served, error_event=relay.error)
+    except BaseException:
+        board.end(deployment, "cancel")
+        raise
     finally:
         relay.release()
     event.client_disconnected = outcome.client_disconnected
