@@ -16,7 +16,7 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import _period, usd_units
 from keys.models import ApiKey
 from keys.selectors import period_start

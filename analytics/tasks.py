@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import (
     BIGINT_MAX,
     INT_MAX,

@@ -9,7 +9,7 @@ import redis
 from django.db.models import Count, Sum
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.response_cache import exact_index_key, exact_sizes_key
 from tenants.models import Workspace
 

@@ -14,7 +14,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.response_cache import exact_entry_pattern, exact_index_key, exact_sizes_key
 from tenants.models import Workspace
 

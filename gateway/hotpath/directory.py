@@ -9,7 +9,6 @@ second, and a warm request costs no SQL query and (for the key) no Redis round t
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,6 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
 from .bounds import DEFAULT_BOUNDS, RequestBounds
 
@@ -67,14 +65,11 @@ class Deployment:
         return not self.workspace_ids or workspace_id in self.workspace_ids
 
 
-@functools.cache
-def redis_sync() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
 # --- writers (Django side, sync) -----------------------------------------------------
 
 def key_record_write(record: KeyRecord) -> None:
+    from ..catalog.publish import redis_sync
+
     payload = {
         "workspace_id": record.workspace_id,
         "schema": record.schema,
@@ -108,45 +103,6 @@ def key_record_load(key_hash: str) -> KeyRecord | None:
     except redis.RedisError:  # Redis down: serve from PostgreSQL; publishing waits for the next change
         pass
     return record
-
-
-def catalog_snapshot_build() -> dict[str, Any]:
-    from ..catalog.models import GlobalLimits, Model
-
-    models = []
-    queryset = Model.objects.filter(enabled=True, provider__enabled=True).select_related("provider")
-    for m in queryset.prefetch_related("workspaces"):
-        models.append(
-            {
-                "public_name": m.public_name,
-                "upstream_name": m.upstream_name,
-                "provider_name": m.provider.name,
-                "provider_kind": m.provider.kind,
-                "base_url": m.provider.base_url,
-                "credential_encrypted": m.provider.credential_encrypted,
-                "api_version": m.provider.api_version,
-                "input_price_per_mtok": str(m.input_price_per_mtok),
-                "output_price_per_mtok": str(m.output_price_per_mtok),
-                "context_window": m.context_window,
-                "workspace_ids": [w.pk for w in m.workspaces.all()],
-                "created": int(m.created_at.timestamp()),
-                "model_limits": m.rate_limits(),
-                "provider_limits": m.provider.rate_limits(),
-                "bounds": m.request_bounds(),
-            }
-        )
-    return {"models": models, "global_limits": GlobalLimits.current().rate_limits()}
-
-
-def catalog_publish() -> dict[str, Any]:
-    """Write the catalog snapshot to Redis; credentials stay encrypted there."""
-    snapshot = catalog_snapshot_build()
-    client = redis_sync()
-    pipe = client.pipeline()
-    pipe.set(CATALOG_KEY, orjson.dumps(snapshot))
-    pipe.incr(CATALOG_VERSION_KEY)
-    pipe.execute()
-    return snapshot
 
 
 # --- reader (gateway side, async) ------------------------------------------------------
@@ -231,6 +187,8 @@ class Directory:
                 return self._catalog
             raw = await self.redis.get(CATALOG_KEY)
             if raw is None:
+                from ..catalog.publish import catalog_publish  # the Django side: a cold start only
+
                 snapshot = await sync_to_async(catalog_publish, thread_sensitive=False)()
                 version = await self.redis.get(CATALOG_VERSION_KEY)
             else:
@@ -239,6 +197,8 @@ class Directory:
             # Redis unavailable: the catalog this process has, else PostgreSQL's
             if self._catalog is not None:
                 return self._catalog
+            from ..catalog.publish import catalog_snapshot_build
+
             snapshot = await sync_to_async(catalog_snapshot_build, thread_sensitive=False)()
             version = None
         self._catalog = _deployments_from_snapshot(snapshot)

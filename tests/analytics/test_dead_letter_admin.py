@@ -9,7 +9,7 @@ import orjson
 from django.test import Client
 
 from analytics.tasks import DEAD_STREAM, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import USAGE_STREAM
 
 PAGE = "/admin/analytics/usagedeadletter/"

@@ -12,7 +12,7 @@ from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
 from analytics.tasks import DEAD_STREAM, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import USAGE_STREAM
 from gateway.hotpath.record import UsageRecord as Event
 

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from analytics.alerts import budget_alert_send
 from analytics.models import UsageEvent
 from billing.money import usd_format
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath import limits
-from gateway.hotpath.directory import KEY_PREFIX, KeyRecord, redis_sync
+from gateway.hotpath.directory import KEY_PREFIX, KeyRecord
 from gateway.hotpath.errors import GatewayError
 from keys.models import ApiKey
 from keys.services import api_key_create

@@ -63,7 +63,8 @@ def hot_cache_policy(secret: str) -> dict | None:  # type: ignore[type-arg]
     """The cache settings in the key's hot record, as the gateway reads them."""
     import orjson
 
-    from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+    from gateway.catalog.publish import redis_sync
+    from gateway.hotpath.directory import KEY_PREFIX
     from keys.tokens import token_hash
 
     return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")  # type: ignore[no-any-return]

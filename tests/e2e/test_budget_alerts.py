@@ -15,7 +15,7 @@ from django.core import mail
 from django.test import override_settings
 
 from analytics.alerts import budget_alerts_check
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import _period
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import member_add, workspace_policy_update

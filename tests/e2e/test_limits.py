@@ -14,7 +14,7 @@ import pytest
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import UNITS_PER_USD, budget_reserved
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_policy_update

@@ -9,8 +9,9 @@ from django.db import connection
 from django.test import Client
 
 from gateway.catalog.models import Model, Provider
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from gateway.hotpath.directory import CATALOG_KEY, redis_sync
+from gateway.hotpath.directory import CATALOG_KEY
 
 
 def _staff_client(make_user):  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
 from billing.money import usd_format
-from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.directory import KEY_PREFIX
 from keys.services import api_key_create, api_key_policy_update
 from keys.tokens import token_hash
 from tenants.services import member_add

@@ -9,7 +9,8 @@ import orjson
 from django.test import Client
 from rest_framework.test import APIClient
 
-from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.directory import KEY_PREFIX
 from keys.services import api_key_create, api_key_get
 from keys.tokens import token_hash
 from tenants.services import admin_token_create, member_add

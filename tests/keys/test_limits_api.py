@@ -7,7 +7,7 @@ import re
 import orjson
 from rest_framework.test import APIClient
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from keys.tokens import token_hash
 from tenants.services import admin_token_create, member_add
 

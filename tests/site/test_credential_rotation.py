@@ -13,7 +13,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from gateway.catalog.models import Model, Provider
-from gateway.hotpath.directory import CATALOG_KEY, _deployments_from_snapshot, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.directory import CATALOG_KEY, _deployments_from_snapshot
 
 OLD, NEW = "old-rotation-key-" + uuid.uuid4().hex, "new-rotation-key-" + uuid.uuid4().hex
 

@@ -92,7 +92,8 @@ def test_admin_invites_member_and_member_cannot_invite(make_user, make_workspace
 def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_workspace):  # type: ignore[no-untyped-def]
     import orjson
 
-    from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+    from gateway.catalog.publish import redis_sync
+    from gateway.hotpath.directory import KEY_PREFIX
     from keys.services import api_key_create
     from keys.tokens import token_hash as key_hash
 
