@@ -11,7 +11,7 @@ import orjson
 import redis
 from django.conf import settings
 
-from ..hotpath.directory import CATALOG_KEY, CATALOG_VERSION_KEY
+from ..hotpath.redis_keys import CATALOG_KEY, CATALOG_VERSION_KEY
 
 
 @functools.cache

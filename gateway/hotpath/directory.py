@@ -19,12 +19,10 @@ import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 
 from .bounds import DEFAULT_BOUNDS, RequestBounds
+from .redis_keys import CATALOG_KEY, CATALOG_VERSION_KEY, key_record_key
 
 KEY_TTL = 0.5
 CATALOG_CHECK_INTERVAL = 1.0
-KEY_PREFIX = "aip:key:"
-CATALOG_KEY = "aip:catalog"
-CATALOG_VERSION_KEY = "aip:catalog:version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +77,7 @@ def key_record_write(record: KeyRecord) -> None:
         "revoked": record.revoked,
         "policy": record.policy,
     }
-    redis_sync().set(KEY_PREFIX + record.key_hash, orjson.dumps(payload))
+    redis_sync().set(key_record_key(record.key_hash), orjson.dumps(payload))
 
 
 def key_record_load(key_hash: str) -> KeyRecord | None:
@@ -160,7 +158,7 @@ class Directory:
     async def _key_read(self, key_hash: str, cached: tuple[float, KeyRecord | None] | None) -> KeyRecord | None:
         record: KeyRecord | None
         try:
-            raw = await self.redis.get(KEY_PREFIX + key_hash)
+            raw = await self.redis.get(key_record_key(key_hash))
         except redis.RedisError:
             # Redis unavailable: keep serving what this process knew, else ask PostgreSQL
             if cached is not None:

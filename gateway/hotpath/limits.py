@@ -17,7 +17,7 @@ reserved in one Redis round trip (a Lua script), settled when the answer is comp
 - Money is counted in integer units of 1e-8 USD (the precision of stored costs), so the
   Redis counters add up to the database's sums exactly.
 - Real-time spend: settling also adds the cost to per-day counters for the workspace, the
-  key and the model (`aip:spend:<schema>:<YYYY-MM-DD>`).
+  key and the model (redis_keys.spend_day_key).
 """
 
 from __future__ import annotations
@@ -37,6 +37,18 @@ from billing.money import usd_format
 
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
+from .redis_keys import (
+    GLOBAL_IDENT,
+    bucket_key,
+    budget_key,
+    key_ident,
+    member_ident,
+    model_ident,
+    provider_ident,
+    quota_key,
+    spend_day_key,
+    workspace_ident,
+)
 from .rediswire import WireRedis
 
 UNITS_PER_USD = 10**8
@@ -281,9 +293,9 @@ def request_budget_scopes(key: KeyRecord) -> list[tuple[str, str, dict[str, Any]
     policy = key.policy or {}
     out = []
     if (policy.get("key") or {}).get("budget"):
-        out.append((f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy["key"]["budget"]))
+        out.append((f"key '{key.key_name}'", key_ident(key.schema, key.key_id), policy["key"]["budget"]))
     if (policy.get("workspace") or {}).get("budget"):
-        out.append(("workspace", f"ws:{key.workspace_id}", policy["workspace"]["budget"]))
+        out.append(("workspace", workspace_ident(key.workspace_id), policy["workspace"]["budget"]))
     return out
 
 
@@ -314,19 +326,19 @@ def limit_scopes(key: KeyRecord, deployment: Deployment, global_limits: dict[str
         return hit[3]
     policy = key.policy or {}
     sources: list[tuple[str, str, dict[str, Any]]] = [
-        (f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy.get("key") or {}),
-        ("member", f"user:{key.workspace_id}:{(policy.get('user') or {}).get('id')}", policy.get("user") or {}),
-        ("workspace", f"ws:{key.workspace_id}", policy.get("workspace") or {}),
-        (f"model '{deployment.public_name}'", f"model:{deployment.public_name}", deployment.model_limits or {}),
-        (f"provider '{deployment.provider_name}'", f"provider:{deployment.provider_name}", deployment.provider_limits or {}),
-        ("gateway", "global", global_limits),
+        (f"key '{key.key_name}'", key_ident(key.schema, key.key_id), policy.get("key") or {}),
+        ("member", member_ident(key.workspace_id, (policy.get("user") or {}).get("id")), policy.get("user") or {}),
+        ("workspace", workspace_ident(key.workspace_id), policy.get("workspace") or {}),
+        (f"model '{deployment.public_name}'", model_ident(deployment.public_name), deployment.model_limits or {}),
+        (f"provider '{deployment.provider_name}'", provider_ident(deployment.provider_name), deployment.provider_limits or {}),
+        ("gateway", GLOBAL_IDENT, global_limits),
     ]
     buckets = []
     for label, ident, limits in sources:
         if limits.get("rpm"):
-            buckets.append((label, "requests", f"aip:rl:{ident}:rpm", int(limits["rpm"])))
+            buckets.append((label, "requests", bucket_key(ident, "rpm"), int(limits["rpm"])))
         if limits.get("tpm"):
-            buckets.append((label, "tokens", f"aip:rl:{ident}:tpm", int(limits["tpm"])))
+            buckets.append((label, "tokens", bucket_key(ident, "tpm"), int(limits["tpm"])))
     budgets = tuple((label, ident, usd_units(budget["amount"]), bool(budget["hard"]), str(budget["period"]))
                     for label, ident, budget in request_budget_scopes(key))
     scopes = Scopes(tuple(buckets), budgets, int((policy.get("workspace") or {}).get("quota") or 0),
@@ -392,7 +404,7 @@ async def limits_reserve(
         )
         for label, ident, amount, hard, period in scopes.budgets:
             period_key, reset_at = _period(period, now_dt)
-            budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", amount, max_cost, hard, period, reset_at))
+            budgets.append(BudgetLine(label, budget_key(ident, period_key), amount, max_cost, hard, period, reset_at))
     quota = scopes.quota
     month_key, month_reset = _month(now_dt)
     reservation = Reservation(buckets, budgets)
@@ -411,7 +423,7 @@ async def limits_reserve(
         ttl = int((line.reset_at - now_dt).total_seconds()) + 7 * 86400 if line.reset_at else 0
         args += [line.limit, line.cost, "1" if line.hard else "0", ttl]
     if quota:
-        keys.append(f"aip:quota:ws:{key.workspace_id}:{month_key}")
+        keys.append(quota_key(key.workspace_id, month_key))
         args.append(int(quota))
     if cache_key is not None:
         keys.append(cache_key)
@@ -489,7 +501,7 @@ def settle_args(
     for line in budgets:
         keys.append(line.key)
         args += [line.cost, units]
-    keys.append(f"aip:spend:{key.schema}:{_today()}")
+    keys.append(spend_day_key(key.schema, _today()))
     args += [units, "1" if counted else "0", "workspace", f"key:{key.key_id}", f"model:{model}"]
     return keys, args
 

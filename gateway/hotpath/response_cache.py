@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from .directory import KeyRecord
 from .errors import invalid_request
+from .redis_keys import exact_entry_key, exact_index_key, exact_sizes_key
 from .semantic import (
     SemanticCache,
     SemanticHit,
@@ -97,7 +98,7 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
     scope = f"key{key.key_id}" if policy.get("scope") == "key" else "ws"
     plan = CachePlan(
-        key=f"aip:cache:{key.schema}:{scope}:{digest}",
+        key=exact_entry_key(key.schema, scope, digest),
         lookup=directive != "no-cache",
         store=directive != "no-store",
         ttl=ttl,
@@ -244,21 +245,6 @@ async def exact_store(client: aioredis.Redis, plan: CachePlan, completion: dict[
             await pipe.execute()
     except RedisError:
         pass
-
-
-def exact_index_key(schema: str) -> str:
-    """Sorted set of a workspace's exact-cache entries, scored by expiry (epoch seconds)."""
-    return f"aip:cache-index:{schema}"
-
-
-def exact_sizes_key(schema: str) -> str:
-    """Hash of a workspace's exact-cache entries to their size in bytes."""
-    return f"aip:cache-size:{schema}"
-
-
-def exact_entry_pattern(schema: str) -> str:
-    """SCAN pattern of every exact-cache entry of a workspace (both scopes)."""
-    return f"aip:cache:{schema}:*"
 
 
 def replay_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:

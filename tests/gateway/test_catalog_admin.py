@@ -11,7 +11,7 @@ from django.test import Client
 from gateway.catalog.models import Model, Provider
 from gateway.catalog.publish import redis_sync
 from gateway.hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from gateway.hotpath.directory import CATALOG_KEY
+from gateway.hotpath.redis_keys import CATALOG_KEY
 
 
 def _staff_client(make_user):  # type: ignore[no-untyped-def]

@@ -14,7 +14,8 @@ from django.core.management.base import CommandError
 
 from gateway.catalog.models import Model, Provider
 from gateway.catalog.publish import redis_sync
-from gateway.hotpath.directory import CATALOG_KEY, _deployments_from_snapshot
+from gateway.hotpath.directory import _deployments_from_snapshot
+from gateway.hotpath.redis_keys import CATALOG_KEY
 
 OLD, NEW = "old-rotation-key-" + uuid.uuid4().hex, "new-rotation-key-" + uuid.uuid4().hex
 
