@@ -1,7 +1,10 @@
 """The hot directory: API key records and the model catalog, as the gateway reads them.
 
-Django-side services write here (Redis) whenever a key or the catalog changes; the
-gateway keeps a small in-process copy. Key records are re-read from Redis at most
+Django-side services write here (Redis) whenever a key or the catalog changes
+(keys.services.key_record_write, gateway.catalog.publish.catalog_publish); the gateway
+keeps a small in-process copy. When Redis holds no record of a key, the Directory asks its
+key loader (settings.GATEWAY_KEY_LOADER: the keys app rebuilds the record from PostgreSQL),
+so the hot path imports nothing of the keys app. Key records are re-read from Redis at most
 every KEY_TTL seconds, so a revoked key stops working in every process within one
 second, and a warm request costs no SQL query and (for the key) no Redis round trip.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +21,8 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .bounds import DEFAULT_BOUNDS, RequestBounds
 from .redis_keys import CATALOG_KEY, CATALOG_VERSION_KEY, key_record_key
@@ -37,6 +43,36 @@ class KeyRecord:
     # limits and budgets of the key, its member and its workspace, and the plan's quota
     # (keys.services.key_policy): {"key": {...}, "user": {...}, "workspace": {...}}
     policy: Any = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The record as published in Redis (JSON); its key names the hash."""
+        return {
+            "workspace_id": self.workspace_id,
+            "schema": self.schema,
+            "slug": self.slug,
+            "key_id": self.key_id,
+            "key_name": self.key_name,
+            "revoked": self.revoked,
+            "policy": self.policy,
+        }
+
+    @classmethod
+    def from_wire(cls, key_hash: str, data: dict[str, Any]) -> KeyRecord:
+        """A published record; fields a newer writer added are ignored."""
+        return cls(
+            key_hash=key_hash,
+            workspace_id=data["workspace_id"],
+            schema=data["schema"],
+            slug=data["slug"],
+            key_id=data["key_id"],
+            key_name=data["key_name"],
+            revoked=data["revoked"],
+            policy=data.get("policy"),
+        )
+
+
+# rebuilds a key's record from the database when Redis has none (None: no such key)
+KeyLoader = Callable[[str], KeyRecord | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,46 +97,6 @@ class Deployment:
 
     def visible_to(self, workspace_id: int) -> bool:
         return not self.workspace_ids or workspace_id in self.workspace_ids
-
-
-# --- writers (Django side, sync) -----------------------------------------------------
-
-def key_record_write(record: KeyRecord) -> None:
-    from ..catalog.publish import redis_sync
-
-    payload = {
-        "workspace_id": record.workspace_id,
-        "schema": record.schema,
-        "slug": record.slug,
-        "key_id": record.key_id,
-        "key_name": record.key_name,
-        "revoked": record.revoked,
-        "policy": record.policy,
-    }
-    redis_sync().set(key_record_key(record.key_hash), orjson.dumps(payload))
-
-
-def key_record_load(key_hash: str) -> KeyRecord | None:
-    """Rebuild a key's record from PostgreSQL (cold start, Redis lost) and publish it."""
-    from django_tenants.utils import schema_context
-
-    from keys.models import ApiKey
-    from keys.services import key_record_build
-    from tenants.models import KeyIndex
-
-    entry = KeyIndex.objects.select_related("workspace").filter(key_hash=key_hash).first()
-    if entry is None:
-        return None
-    with schema_context(entry.workspace.schema_name):
-        key = ApiKey.objects.filter(pk=entry.key_id).first()
-        if key is None:
-            return None
-        record = key_record_build(entry.workspace, key)
-    try:
-        key_record_write(record)
-    except redis.RedisError:  # Redis down: serve from PostgreSQL; publishing waits for the next change
-        pass
-    return record
 
 
 # --- reader (gateway side, async) ------------------------------------------------------
@@ -133,8 +129,9 @@ def _deployments_from_snapshot(snapshot: dict[str, Any]) -> dict[str, Deployment
 class Directory:
     """Per-process view of key records and the catalog."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, key_loader: KeyLoader | None = None) -> None:
         self.redis = client
+        self._key_loader = key_loader  # None: settings.GATEWAY_KEY_LOADER, resolved on first use
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._catalog: dict[str, Deployment] | None = None
@@ -165,14 +162,18 @@ class Directory:
                 return cached[1]
             raw = None
         if raw is not None:
-            data = orjson.loads(raw)
-            record = KeyRecord(key_hash=key_hash, **data)
+            record = KeyRecord.from_wire(key_hash, orjson.loads(raw))
         else:
-            record = await sync_to_async(key_record_load, thread_sensitive=False)(key_hash)
+            record = await sync_to_async(self._key_loader_get(), thread_sensitive=False)(key_hash)
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key_hash] = (time.monotonic() + KEY_TTL, record)
         return record
+
+    def _key_loader_get(self) -> KeyLoader:
+        if self._key_loader is None:
+            self._key_loader = import_string(settings.GATEWAY_KEY_LOADER)
+        return self._key_loader
 
     async def catalog(self) -> dict[str, Deployment]:
         now = time.monotonic()
