@@ -11,6 +11,7 @@ from django_tenants.utils import schema_context
 
 from gateway.catalog.publish import redis_sync
 from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.key_policy import KeyPolicy
 from gateway.hotpath.redis_keys import key_record_key
 from tenants.models import KeyIndex, Workspace
 
@@ -77,7 +78,7 @@ def key_record_build(workspace: Workspace, key: ApiKey) -> KeyRecord:
         key_id=key.pk,
         key_name=key.name,
         revoked=key.revoked_at is not None,
-        policy=key_policy(workspace, key),
+        policy=KeyPolicy.from_wire(key_policy(workspace, key)),
     )
 
 

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from .bounds import DEFAULT_BOUNDS, RequestBounds
+from .key_policy import NO_POLICY, KeyPolicy
 from .redis_keys import CATALOG_KEY, CATALOG_VERSION_KEY, key_record_key
 
 KEY_TTL = 0.5
@@ -40,9 +41,9 @@ class KeyRecord:
     key_id: int
     key_name: str
     revoked: bool
-    # limits and budgets of the key, its member and its workspace, and the plan's quota
-    # (keys.services.key_policy): {"key": {...}, "user": {...}, "workspace": {...}}
-    policy: Any = None
+    # limits and budgets of the key, its member and its workspace, the plan's quota, the
+    # response cache and the models it may call (keys.services.key_policy)
+    policy: KeyPolicy = NO_POLICY
 
     def to_wire(self) -> dict[str, Any]:
         """The record as published in Redis (JSON); its key names the hash."""
@@ -53,7 +54,7 @@ class KeyRecord:
             "key_id": self.key_id,
             "key_name": self.key_name,
             "revoked": self.revoked,
-            "policy": self.policy,
+            "policy": self.policy.to_wire(),
         }
 
     @classmethod
@@ -67,7 +68,7 @@ class KeyRecord:
             key_id=data["key_id"],
             key_name=data["key_name"],
             revoked=data["revoked"],
-            policy=data.get("policy"),
+            policy=KeyPolicy.from_wire(data.get("policy")),
         )
 
 

@@ -77,13 +77,13 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
 
 def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, bytes]) -> CachePlan:
     """Whether and under which key this request may be answered from, and stored in, the cache."""
-    policy = (key.policy or {}).get("cache")
+    policy = key.policy.cache
     directive = _header(headers, b"x-aiproxy-cache")
     if directive not in (None, "no-store", "no-cache", "exact-only"):
         raise invalid_request("Invalid value for header 'x-aiproxy-cache': expected no-store, no-cache or exact-only.",
                               param="x-aiproxy-cache")
     ttl_header = _header(headers, b"x-aiproxy-cache-ttl")
-    ttl = int(policy["ttl"]) if policy else 0
+    ttl = policy.ttl if policy is not None else 0
     if ttl_header is not None:
         # ASCII digits only: a latin-1 header may hold "²", which str.isdigit() accepts and int() refuses
         digits = ttl_header.isascii() and ttl_header.isdigit() and len(ttl_header) <= 12
@@ -92,11 +92,11 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
                                   param="x-aiproxy-cache-ttl")
         ttl = int(ttl_header)
     deterministic = payload.get("temperature", 1) == 0 and not payload.get("tools")
-    if not policy or (not deterministic and not policy.get("nondeterministic")):
+    if policy is None or (not deterministic and not policy.nondeterministic):
         return CachePlan(None, False, False, 0, "bypass")
     canonical = {k: v for k, v in payload.items() if k not in UNKEYED}
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    scope = f"key{key.key_id}" if policy.get("scope") == "key" else "ws"
+    scope = f"key{key.key_id}" if policy.scope == "key" else "ws"
     plan = CachePlan(
         key=exact_entry_key(key.schema, scope, digest),
         lookup=directive != "no-cache",
@@ -107,11 +107,11 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
         key_id=key.key_id,
         model=str(payload.get("model") or ""),
     )
-    if policy.get("semantic") and directive != "exact-only":
+    if policy.semantic and directive != "exact-only":
         plan.prompt = semantic_text(payload)
         if plan.prompt is not None:
             plan.partition = semantic_partition(scope, canonical)
-            plan.threshold = policy.get("threshold")
+            plan.threshold = policy.threshold
     return plan
 
 

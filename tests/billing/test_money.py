@@ -27,6 +27,7 @@ from gateway.catalog.publish import redis_sync
 from gateway.hotpath import limits
 from gateway.hotpath.directory import KeyRecord
 from gateway.hotpath.errors import GatewayError
+from gateway.hotpath.key_policy import BudgetPolicy, KeyPolicy, LimitScope
 from gateway.hotpath.redis_keys import key_record_key
 from keys.models import ApiKey
 from keys.services import api_key_create
@@ -126,7 +127,7 @@ def test_budget_refusal_names_sub_cent_amounts():  # type: ignore[no-untyped-def
         key_id=unique,
         key_name="unit",
         revoked=False,
-        policy={"key": {"budget": {"amount": "0.00001", "period": "lifetime", "hard": True, "thresholds": []}}},
+        policy=KeyPolicy(key=LimitScope(budget=BudgetPolicy(amount=Decimal("0.00001"), period="lifetime"))),
     )
 
     async def run() -> GatewayError:
