@@ -2,11 +2,12 @@
 
 Django-side services write here (Redis) whenever a key or the catalog changes
 (keys.services.key_record_write, gateway.catalog.publish.catalog_publish); the gateway
-keeps a small in-process copy. When Redis holds no record of a key, the Directory asks its
-key loader (settings.GATEWAY_KEY_LOADER: the keys app rebuilds the record from PostgreSQL),
-so the hot path imports nothing of the keys app. Key records are re-read from Redis at most
-every KEY_TTL seconds, so a revoked key stops working in every process within one
-second, and a warm request costs no SQL query and (for the key) no Redis round trip.
+keeps a small in-process copy. Key records are re-read from Redis at most every KEY_TTL
+seconds, so a revoked key stops working in every process within one second, and a warm
+request costs no SQL query and (for the key) no Redis round trip. When Redis holds no
+record of a key, the Directory asks its key loader (by default settings.GATEWAY_KEY_LOADER:
+the keys app rebuilds the record from PostgreSQL), so the hot path imports nothing of the
+keys app.
 """
 
 from __future__ import annotations
