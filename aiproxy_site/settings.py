@@ -291,6 +291,8 @@ if not GATEWAY_EMBEDDER_SOCKET:
 GATEWAY_EMBEDDER_TIMEOUT = float(os.environ.get("GATEWAY_EMBEDDER_TIMEOUT", "2"))
 # connections from each gateway worker to PostgreSQL, for semantic cache lookups
 GATEWAY_DB_POOL_SIZE = int(os.environ.get("GATEWAY_DB_POOL_SIZE", "8"))
+# rebuilds a key's hot record from PostgreSQL when Redis has none (gateway.hotpath.directory.Directory)
+GATEWAY_KEY_LOADER = "keys.services.key_record_load"
 # usage events a crashed worker read but never acknowledged are re-read after this long
 USAGE_RECLAIM_IDLE_MS = int(os.environ.get("USAGE_RECLAIM_IDLE_MS", "30000"))
 FAKE_PROVIDER_URL = os.environ.get("FAKE_PROVIDER_URL", "http://127.0.0.1:8100")

@@ -9,8 +9,10 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from gateway.hotpath.redis_keys import USAGE_DEAD_STREAM
+
 from .models import UsageDeadLetter
-from .tasks import DEAD_STREAM, usage_dead_letters
+from .tasks import usage_dead_letters
 
 LATEST = 50
 
@@ -40,6 +42,6 @@ class UsageDeadLetterAdmin(admin.ModelAdmin):
             "title": "Usage dead letters",
             "count": count,
             "latest": latest,
-            "stream": DEAD_STREAM,
+            "stream": USAGE_DEAD_STREAM,
         }
         return TemplateResponse(request, "admin/analytics/usage_dead_letters.html", context)

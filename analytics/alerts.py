@@ -16,8 +16,9 @@ from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import _period, usd_units
+from gateway.hotpath.redis_keys import budget_alert_marker, budget_key, key_ident, workspace_ident
 from keys.models import ApiKey
 from keys.selectors import period_start
 from tenants.models import Membership, Workspace
@@ -37,9 +38,9 @@ def _budgets(workspace: Workspace, key_ids: set[int]) -> list[tuple[str, str, An
     out: list[tuple[str, str, Any]] = []
     with schema_context(workspace.schema_name):
         for key in ApiKey.objects.filter(pk__in=key_ids, budget_amount__isnull=False):
-            out.append((f"key “{key.name}”", f"key:{workspace.schema_name}:{key.pk}", key))
+            out.append((f"key “{key.name}”", key_ident(workspace.schema_name, key.pk), key))
     if workspace.budget_amount is not None:
-        out.append(("workspace", f"ws:{workspace.pk}", workspace))
+        out.append(("workspace", workspace_ident(workspace.pk), workspace))
     return out
 
 
@@ -53,12 +54,12 @@ def budget_alerts_check(*, schema: str, key_ids: set[int]) -> int:
     sent = 0
     for label, ident, owner in _budgets(workspace, key_ids):
         period_key, reset_at = _period(owner.budget_period, now)
-        spent = int(client.hget(f"aip:bud:{ident}:{period_key}", "spent") or 0)  # type: ignore[arg-type]
+        spent = int(client.hget(budget_key(ident, period_key), "spent") or 0)  # type: ignore[arg-type]
         amount = usd_units(owner.budget_amount)
         for threshold in sorted(owner.budget_alert_thresholds or []):
             if spent * 100 < threshold * amount or spent == 0:
                 continue
-            marker = f"aip:alerted:{ident}:{period_key}:{threshold}"
+            marker = budget_alert_marker(ident, period_key, threshold)
             if not client.set(marker, now.isoformat(), nx=True, ex=MARKER_TTL_S):
                 continue  # already sent (or being sent) by a worker
             try:

@@ -21,17 +21,17 @@ from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import (
     BIGINT_MAX,
     INT_MAX,
     USAGE_INT_FIELDS,
-    USAGE_STREAM,
     USAGE_TEXT_LIMITS,
     cost_bound,
     int_bound,
     text_bound,
 )
+from gateway.hotpath.redis_keys import USAGE_DEAD_STREAM, USAGE_STREAM
 
 from .alerts import budget_alerts_check
 from .models import UsageEvent
@@ -41,9 +41,8 @@ logger = logging.getLogger("aiproxy.analytics")
 GROUP = "usage-writers"
 BATCH = 1000
 # events that cannot be stored (a workspace deleted while its events were queued, an event
-# the database refuses): kept here with their error for inspection (Django admin, "Usage
-# dead letters") rather than blocking every other workspace's usage behind them
-DEAD_STREAM = USAGE_STREAM + ":dead"
+# the database refuses) go to USAGE_DEAD_STREAM with their error for inspection (Django
+# admin, "Usage dead letters") rather than blocking every other workspace's usage behind them
 DEAD_MAXLEN = 100_000
 DEAD_ERROR_CHARS = 500
 
@@ -148,11 +147,11 @@ def _dead_letter(refused: list[Refused]) -> None:
     """Set events aside with their error, for staff to see in admin (UsageDeadLetter)."""
     if not refused:
         return
-    logger.warning("%d usage events moved to %s; the first: %s", len(refused), DEAD_STREAM, refused[0][2])
+    logger.warning("%d usage events moved to %s; the first: %s", len(refused), USAGE_DEAD_STREAM, refused[0][2])
     pipe = redis_sync().pipeline(transaction=False)
     for entry_id, raw, error in refused:
         pipe.xadd(
-            DEAD_STREAM,
+            USAGE_DEAD_STREAM,
             {"e": raw, "error": error[:DEAD_ERROR_CHARS], "entry": entry_id},
             maxlen=DEAD_MAXLEN,
             approximate=True,
@@ -215,7 +214,7 @@ def _persist(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
 def usage_dead_letters(*, count: int = 50) -> tuple[int, list[dict[str, str]]]:
     """How many events are set aside, and the latest `count` of them with their errors."""
     client = redis_sync()
-    entries: Any = client.xrevrange(DEAD_STREAM, count=count)
+    entries: Any = client.xrevrange(USAGE_DEAD_STREAM, count=count)
     latest = []
     for entry_id, fields in entries:
         raw = fields.get(b"e", b"")
@@ -238,12 +237,12 @@ def usage_dead_letters(*, count: int = 50) -> tuple[int, list[dict[str, str]]]:
                 "event": raw.decode(errors="replace"),
             }
         )
-    return int(client.xlen(DEAD_STREAM)), latest
+    return int(client.xlen(USAGE_DEAD_STREAM)), latest
 
 
 def usage_stream_drain(*, max_batches: int = 50) -> int:
     """Move pending usage events into PostgreSQL; idempotent by event_id, acked after commit.
-    An event that cannot be stored goes to DEAD_STREAM with its error, and is acked too."""
+    An event that cannot be stored goes to USAGE_DEAD_STREAM with its error, and is acked too."""
     client = redis_sync()
     _ensure_group(client)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
@@ -280,14 +279,14 @@ def usage_dead_letters_replay(*, limit: int | None = None) -> int:
     start = "-"
     while limit is None or moved < limit:
         count = 500 if limit is None else min(500, limit - moved)
-        entries: Any = client.xrange(DEAD_STREAM, min=start, count=count)
+        entries: Any = client.xrange(USAGE_DEAD_STREAM, min=start, count=count)
         if not entries:
             break
         pipe = client.pipeline(transaction=True)
         for entry_id, fields in entries:
             if b"e" in fields:
                 pipe.xadd(USAGE_STREAM, {"e": fields[b"e"]})
-            pipe.xdel(DEAD_STREAM, entry_id)
+            pipe.xdel(USAGE_DEAD_STREAM, entry_id)
         pipe.execute()
         moved += len(entries)
         start = "(" + entries[-1][0].decode()

@@ -486,7 +486,7 @@ def usage_recorded(before: int) -> int:
     """Usage events the gateway queued since `before` (the stream's length then)."""
     import redis
 
-    from gateway.hotpath.record import USAGE_STREAM
+    from gateway.hotpath.redis_keys import USAGE_STREAM
 
     return int(redis.Redis.from_url(os.environ["REDIS_URL"]).xlen(USAGE_STREAM)) - before
 

@@ -247,7 +247,7 @@ def trim_usage_stream() -> None:
     """No Celery worker drains the usage stream during the benchmark; keep Redis small."""
     import redis
 
-    from gateway.hotpath.record import USAGE_STREAM
+    from gateway.hotpath.redis_keys import USAGE_STREAM
 
     with contextlib.suppress(redis.RedisError):
         redis.Redis.from_url(os.environ["REDIS_URL"]).xtrim(USAGE_STREAM, maxlen=0)

@@ -165,10 +165,11 @@ async def bench(args: argparse.Namespace, workspace: Any, texts: list[str], vect
     from django.conf import settings
 
     from gateway.hotpath.directory import KeyRecord
+    from gateway.hotpath.key_policy import CachePolicy, KeyPolicy
     from gateway.hotpath.response_cache import cache_lookup, cache_plan, exact_store
     from gateway.hotpath.semantic import SemanticCache, semantic_lookup
 
-    policy = {"cache": {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True}}
+    policy = KeyPolicy(cache=CachePolicy(ttl=3600, scope="workspace", semantic=True))
     key = KeyRecord(key_hash="", workspace_id=workspace.pk, schema=workspace.schema_name, slug="bench", key_id=1,
                     key_name="bench", revoked=False, policy=policy)
     queries = prompts(args.lookups, seed=2)
@@ -256,9 +257,10 @@ def main() -> None:
 
     texts, vectors = corpus(args.entries, data_dir())
     from gateway.hotpath.directory import KeyRecord
+    from gateway.hotpath.key_policy import CachePolicy, KeyPolicy
     from gateway.hotpath.response_cache import cache_plan
 
-    policy = {"cache": {"ttl": 3600, "scope": "workspace", "nondeterministic": False, "semantic": True}}
+    policy = KeyPolicy(cache=CachePolicy(ttl=3600, scope="workspace", semantic=True))
     key = KeyRecord(key_hash="", workspace_id=workspace.pk, schema=workspace.schema_name, slug="bench", key_id=1,
                     key_name="bench", revoked=False, policy=policy)
     partition = cache_plan(key, {"model": "bench-model", "messages": [{"role": "user", "content": "x"}],

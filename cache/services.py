@@ -14,8 +14,8 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.response_cache import exact_entry_pattern, exact_index_key, exact_sizes_key
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import exact_entry_pattern, exact_index_key, exact_sizes_key
 from tenants.models import Workspace
 
 from .models import SemanticEntry

@@ -4,12 +4,17 @@ import secrets
 from collections.abc import Iterable
 from typing import Any, cast
 
+import orjson
+import redis
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
-from gateway.hotpath.directory import KeyRecord, key_record_write
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.key_policy import KeyPolicy
+from gateway.hotpath.redis_keys import key_record_key
 from tenants.models import KeyIndex, Workspace
 
 from .models import ApiKey, model_names_validate
@@ -78,8 +83,31 @@ def key_record_build(workspace: Workspace, key: ApiKey) -> KeyRecord:
         key_id=key.pk,
         key_name=key.name,
         revoked=key.revoked_at is not None,
-        policy=key_policy(workspace, key),
+        policy=KeyPolicy.from_wire(key_policy(workspace, key)),
     )
+
+
+def key_record_write(record: KeyRecord) -> None:
+    """Publish a key's hot record; every gateway process reads it within KEY_TTL."""
+    redis_sync().set(key_record_key(record.key_hash), orjson.dumps(record.to_wire()))
+
+
+def key_record_load(key_hash: str) -> KeyRecord | None:
+    """Rebuild a key's record from PostgreSQL (cold start, Redis lost) and publish it: the
+    gateway's key loader (settings.GATEWAY_KEY_LOADER)."""
+    entry = KeyIndex.objects.select_related("workspace").filter(key_hash=key_hash).first()
+    if entry is None:
+        return None
+    with schema_context(entry.workspace.schema_name):
+        key = ApiKey.objects.filter(pk=entry.key_id).first()
+        if key is None:
+            return None
+        record = key_record_build(entry.workspace, key)
+    try:
+        key_record_write(record)
+    except redis.RedisError:  # Redis down: serve from PostgreSQL; publishing waits for the next change
+        pass
+    return record
 
 
 def workspace_keys_publish(*, workspace: Workspace) -> int:

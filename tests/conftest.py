@@ -24,7 +24,7 @@ def django_db_setup(django_db_blocker):  # type: ignore[no-untyped-def]
     from django.core.management import call_command
     from django.db import connection
 
-    from gateway.hotpath.directory import redis_sync
+    from gateway.catalog.publish import redis_sync
     from tenants.services import public_domain_ensure
 
     with django_db_blocker.unblock():

@@ -4,8 +4,8 @@ the saving connection, so it already sees the change)."""
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from ..hotpath.directory import catalog_publish
 from .models import Deployment, GlobalLimits, Model, ModelFallback, Provider
+from .publish import catalog_publish
 
 
 def _publish(**kwargs: object) -> None:

@@ -1,17 +1,21 @@
 """The hot directory: API key records and the model catalog, as the gateway reads them.
 
-Django-side services write here (Redis) whenever a key or the catalog changes; the
-gateway keeps a small in-process copy. Key records are re-read from Redis at most
-every KEY_TTL seconds, so a revoked key stops working in every process within one
-second, and a warm request costs no SQL query and (for the key) no Redis round trip.
+Django-side services write here (Redis) whenever a key or the catalog changes
+(keys.services.key_record_write, gateway.catalog.publish.catalog_publish); the gateway
+keeps a small in-process copy. Key records are re-read from Redis at most every KEY_TTL
+seconds, so a revoked key stops working in every process within one second, and a warm
+request costs no SQL query and (for the key) no Redis round trip. When Redis holds no
+record of a key, the Directory asks its key loader (by default settings.GATEWAY_KEY_LOADER:
+the keys app rebuilds the record from PostgreSQL), so the hot path imports nothing of the
+keys app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +24,14 @@ import redis
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from .bounds import DEFAULT_BOUNDS, RequestBounds
+from .key_policy import NO_POLICY, KeyPolicy
+from .redis_keys import CATALOG_KEY, CATALOG_VERSION_KEY, key_record_key
 
 KEY_TTL = 0.5
 CATALOG_CHECK_INTERVAL = 1.0
-KEY_PREFIX = "aip:key:"
-CATALOG_KEY = "aip:catalog"
-CATALOG_VERSION_KEY = "aip:catalog:version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +43,39 @@ class KeyRecord:
     key_id: int
     key_name: str
     revoked: bool
-    # limits and budgets of the key, its member and its workspace, and the plan's quota
-    # (keys.services.key_policy): {"key": {...}, "user": {...}, "workspace": {...}}
-    policy: Any = None
+    # limits and budgets of the key, its member and its workspace, the plan's quota, the
+    # response cache and the models it may call (keys.services.key_policy)
+    policy: KeyPolicy = NO_POLICY
+
+    def to_wire(self) -> dict[str, Any]:
+        """The record as published in Redis (JSON); its key names the hash."""
+        return {
+            "workspace_id": self.workspace_id,
+            "schema": self.schema,
+            "slug": self.slug,
+            "key_id": self.key_id,
+            "key_name": self.key_name,
+            "revoked": self.revoked,
+            "policy": self.policy.to_wire(),
+        }
+
+    @classmethod
+    def from_wire(cls, key_hash: str, data: dict[str, Any]) -> KeyRecord:
+        """A published record; fields a newer writer added are ignored."""
+        return cls(
+            key_hash=key_hash,
+            workspace_id=data["workspace_id"],
+            schema=data["schema"],
+            slug=data["slug"],
+            key_id=data["key_id"],
+            key_name=data["key_name"],
+            revoked=data["revoked"],
+            policy=KeyPolicy.from_wire(data.get("policy")),
+        )
+
+
+# rebuilds a key's record from the database when Redis has none (None: no such key)
+KeyLoader = Callable[[str], KeyRecord | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,122 +154,6 @@ def group_owner(group: ModelGroup) -> str:
     return providers.pop() if len(providers) == 1 else "aiproxy"
 
 
-@functools.cache
-def redis_sync() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
-
-
-# --- writers (Django side, sync) -----------------------------------------------------
-
-def key_record_write(record: KeyRecord) -> None:
-    payload = {
-        "workspace_id": record.workspace_id,
-        "schema": record.schema,
-        "slug": record.slug,
-        "key_id": record.key_id,
-        "key_name": record.key_name,
-        "revoked": record.revoked,
-        "policy": record.policy,
-    }
-    redis_sync().set(KEY_PREFIX + record.key_hash, orjson.dumps(payload))
-
-
-def key_record_load(key_hash: str) -> KeyRecord | None:
-    """Rebuild a key's record from PostgreSQL (cold start, Redis lost) and publish it."""
-    from django_tenants.utils import schema_context
-
-    from keys.models import ApiKey
-    from keys.services import key_record_build
-    from tenants.models import KeyIndex
-
-    entry = KeyIndex.objects.select_related("workspace").filter(key_hash=key_hash).first()
-    if entry is None:
-        return None
-    with schema_context(entry.workspace.schema_name):
-        key = ApiKey.objects.filter(pk=entry.key_id).first()
-        if key is None:
-            return None
-        record = key_record_build(entry.workspace, key)
-    try:
-        key_record_write(record)
-    except redis.RedisError:  # Redis down: serve from PostgreSQL; publishing waits for the next change
-        pass
-    return record
-
-
-def catalog_snapshot_build() -> dict[str, Any]:
-    """The catalog as every gateway process reads it: the enabled groups, each with its
-    enabled deployments on enabled providers in priority order (possibly none: the gateway
-    answers 503 for that group) and the names of its enabled fallback groups."""
-    from django.db.models import Prefetch
-
-    from ..catalog.models import Deployment, GlobalLimits, Model, ModelFallback
-
-    enabled = set(Model.objects.filter(enabled=True).values_list("public_name", flat=True))
-    groups = Model.objects.filter(enabled=True).select_related("context_window_fallback", "content_policy_fallback")
-    groups = groups.prefetch_related(
-        "workspaces",
-        Prefetch("deployments", to_attr="deployments_served", queryset=Deployment.objects.filter(
-            enabled=True, provider__enabled=True).select_related("provider").order_by("priority", "pk")),
-        Prefetch("fallback_links", to_attr="fallback_chain",
-                 queryset=ModelFallback.objects.select_related("fallback").order_by("position", "pk")),
-    )
-    return {"groups": [_group_entry(g, enabled) for g in groups], "global_limits": GlobalLimits.current().rate_limits()}
-
-
-def _group_entry(g: Any, enabled: set[str]) -> dict[str, Any]:
-    def enabled_name(group: Any) -> str | None:
-        return group.public_name if group is not None and group.public_name in enabled else None
-
-    return {
-        "name": g.public_name,
-        "strategy": g.strategy,
-        "context_window": g.context_window,
-        "workspace_ids": [w.pk for w in g.workspaces.all()],
-        "created": int(g.created_at.timestamp()),
-        "model_limits": g.rate_limits(),
-        "bounds": g.request_bounds(),
-        "fallbacks": [link.fallback.public_name for link in g.fallback_chain if enabled_name(link.fallback)],
-        "context_fallback": enabled_name(g.context_window_fallback),
-        "content_policy_fallback": enabled_name(g.content_policy_fallback),
-        "max_attempts": g.max_attempts,
-        "retry_deadline": g.retry_deadline_seconds,
-        "deployments": [_deployment_entry(d) for d in g.deployments_served],
-    }
-
-
-def _deployment_entry(d: Any) -> dict[str, Any]:
-    return {
-        "id": d.pk,
-        "name": d.name,
-        "provider_name": d.provider.name,
-        "provider_kind": d.provider.kind,
-        "base_url": d.provider.base_url,
-        "credential_encrypted": d.provider.credential_encrypted,
-        "api_version": d.provider.api_version,
-        "upstream_name": d.upstream_name,
-        "input_price_per_mtok": str(d.input_price_per_mtok),
-        "output_price_per_mtok": str(d.output_price_per_mtok),
-        "weight": d.weight,
-        "priority": d.priority,
-        "deployment_limits": d.rate_limits(),
-        "provider_limits": d.provider.rate_limits(),
-        "max_in_flight": d.max_in_flight,
-        "timeouts": d.timeouts(),
-    }
-
-
-def catalog_publish() -> dict[str, Any]:
-    """Write the catalog snapshot to Redis; credentials stay encrypted there."""
-    snapshot = catalog_snapshot_build()
-    client = redis_sync()
-    pipe = client.pipeline()
-    pipe.set(CATALOG_KEY, orjson.dumps(snapshot))
-    pipe.incr(CATALOG_VERSION_KEY)
-    pipe.execute()
-    return snapshot
-
-
 # --- reader (gateway side, async) ------------------------------------------------------
 
 def _groups_from_snapshot(snapshot: dict[str, Any]) -> dict[str, ModelGroup]:
@@ -309,8 +227,9 @@ def _group_from_model_entry(m: dict[str, Any]) -> dict[str, Any]:
 class Directory:
     """Per-process view of key records and the catalog."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, key_loader: KeyLoader | None = None) -> None:
         self.redis = client
+        self._key_loader = key_loader  # None: settings.GATEWAY_KEY_LOADER, resolved on first use
         self._keys: dict[str, tuple[float, KeyRecord | None]] = {}
         self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._catalog: dict[str, ModelGroup] | None = None
@@ -334,21 +253,25 @@ class Directory:
     async def _key_read(self, key_hash: str, cached: tuple[float, KeyRecord | None] | None) -> KeyRecord | None:
         record: KeyRecord | None
         try:
-            raw = await self.redis.get(KEY_PREFIX + key_hash)
+            raw = await self.redis.get(key_record_key(key_hash))
         except redis.RedisError:
             # Redis unavailable: keep serving what this process knew, else ask PostgreSQL
             if cached is not None:
                 return cached[1]
             raw = None
         if raw is not None:
-            data = orjson.loads(raw)
-            record = KeyRecord(key_hash=key_hash, **data)
+            record = KeyRecord.from_wire(key_hash, orjson.loads(raw))
         else:
-            record = await sync_to_async(key_record_load, thread_sensitive=False)(key_hash)
+            record = await sync_to_async(self._key_loader_get(), thread_sensitive=False)(key_hash)
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key_hash] = (time.monotonic() + KEY_TTL, record)
         return record
+
+    def _key_loader_get(self) -> KeyLoader:
+        if self._key_loader is None:
+            self._key_loader = import_string(settings.GATEWAY_KEY_LOADER)
+        return self._key_loader
 
     async def catalog(self) -> dict[str, ModelGroup]:
         now = time.monotonic()
@@ -361,6 +284,8 @@ class Directory:
                 return self._catalog
             raw = await self.redis.get(CATALOG_KEY)
             if raw is None:
+                from ..catalog.publish import catalog_publish  # the Django side: a cold start only
+
                 snapshot = await sync_to_async(catalog_publish, thread_sensitive=False)()
                 version = await self.redis.get(CATALOG_VERSION_KEY)
             else:
@@ -369,6 +294,8 @@ class Directory:
             # Redis unavailable: the catalog this process has, else PostgreSQL's
             if self._catalog is not None:
                 return self._catalog
+            from ..catalog.publish import catalog_snapshot_build
+
             snapshot = await sync_to_async(catalog_snapshot_build, thread_sensitive=False)()
             version = None
         self._catalog = _groups_from_snapshot(snapshot)

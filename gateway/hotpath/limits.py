@@ -17,7 +17,7 @@ reserved in one Redis round trip (a Lua script), settled when the answer is comp
 - Money is counted in integer units of 1e-8 USD (the precision of stored costs), so the
   Redis counters add up to the database's sums exactly.
 - Real-time spend: settling also adds the cost to per-day counters for the workspace, the
-  key and the model (`aip:spend:<schema>:<YYYY-MM-DD>`).
+  key and the model (redis_keys.spend_day_key).
 """
 
 from __future__ import annotations
@@ -37,6 +37,19 @@ from billing.money import usd_format
 
 from .directory import Deployment, KeyRecord
 from .errors import GatewayError
+from .key_policy import BudgetPolicy
+from .redis_keys import (
+    GLOBAL_IDENT,
+    bucket_key,
+    budget_key,
+    key_ident,
+    member_ident,
+    model_ident,
+    provider_ident,
+    quota_key,
+    spend_day_key,
+    workspace_ident,
+)
 from .rediswire import WireRedis
 
 UNITS_PER_USD = 10**8
@@ -277,13 +290,14 @@ def _duration(seconds: float) -> str:
     return f"{int(minutes)}m{secs:.0f}s" if minutes >= 1 else f"{secs:.3g}s"
 
 
-def request_budget_scopes(key: KeyRecord) -> list[tuple[str, str, dict[str, Any]]]:
-    policy = key.policy or {}
+def request_budget_scopes(key: KeyRecord) -> list[tuple[str, str, BudgetPolicy]]:
+    """The budgets a request of this key spends from: (label, ident, budget)."""
+    policy = key.policy
     out = []
-    if (policy.get("key") or {}).get("budget"):
-        out.append((f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy["key"]["budget"]))
-    if (policy.get("workspace") or {}).get("budget"):
-        out.append(("workspace", f"ws:{key.workspace_id}", policy["workspace"]["budget"]))
+    if policy.key is not None and policy.key.budget is not None:
+        out.append((f"key '{key.key_name}'", key_ident(key.schema, key.key_id), policy.key.budget))
+    if policy.workspace is not None and policy.workspace.budget is not None:
+        out.append(("workspace", workspace_ident(key.workspace_id), policy.workspace.budget))
     return out
 
 
@@ -312,24 +326,31 @@ def limit_scopes(key: KeyRecord, deployment: Deployment, global_limits: dict[str
     hit = _scopes_memo.get(memo_key)
     if hit is not None and hit[0] is key and hit[1] is deployment and hit[2] is global_limits:
         return hit[3]
-    policy = key.policy or {}
-    sources: list[tuple[str, str, dict[str, Any]]] = [
-        (f"key '{key.key_name}'", f"key:{key.schema}:{key.key_id}", policy.get("key") or {}),
-        ("member", f"user:{key.workspace_id}:{(policy.get('user') or {}).get('id')}", policy.get("user") or {}),
-        ("workspace", f"ws:{key.workspace_id}", policy.get("workspace") or {}),
-        (f"model '{deployment.public_name}'", f"model:{deployment.public_name}", deployment.model_limits or {}),
-        (f"provider '{deployment.provider_name}'", f"provider:{deployment.provider_name}", deployment.provider_limits or {}),
-        ("gateway", "global", global_limits),
+    policy = key.policy
+    user, workspace = policy.user, policy.workspace
+    # (label, ident, requests per minute, tokens per minute), the key's scopes then the catalog's
+    sources: list[tuple[str, str, int | None, int | None]] = [
+        (label, ident, scope.rpm, scope.tpm) for label, ident, scope in (
+            (f"key '{key.key_name}'", key_ident(key.schema, key.key_id), policy.key),
+            ("member", member_ident(key.workspace_id, user.user_id if user is not None else None), user),
+            ("workspace", workspace_ident(key.workspace_id), workspace),
+        ) if scope is not None
     ]
+    for label, ident, limits in (
+        (f"model '{deployment.public_name}'", model_ident(deployment.public_name), deployment.model_limits or {}),
+        (f"provider '{deployment.provider_name}'", provider_ident(deployment.provider_name), deployment.provider_limits or {}),
+        ("gateway", GLOBAL_IDENT, global_limits),
+    ):
+        sources.append((label, ident, limits.get("rpm"), limits.get("tpm")))
     buckets = []
-    for label, ident, limits in sources:
-        if limits.get("rpm"):
-            buckets.append((label, "requests", f"aip:rl:{ident}:rpm", int(limits["rpm"])))
-        if limits.get("tpm"):
-            buckets.append((label, "tokens", f"aip:rl:{ident}:tpm", int(limits["tpm"])))
-    budgets = tuple((label, ident, usd_units(budget["amount"]), bool(budget["hard"]), str(budget["period"]))
+    for label, ident, rpm, tpm in sources:
+        if rpm:
+            buckets.append((label, "requests", bucket_key(ident, "rpm"), int(rpm)))
+        if tpm:
+            buckets.append((label, "tokens", bucket_key(ident, "tpm"), int(tpm)))
+    budgets = tuple((label, ident, usd_units(budget.amount), budget.hard, budget.period)
                     for label, ident, budget in request_budget_scopes(key))
-    scopes = Scopes(tuple(buckets), budgets, int((policy.get("workspace") or {}).get("quota") or 0),
+    scopes = Scopes(tuple(buckets), budgets, (workspace.quota or 0) if workspace is not None else 0,
                     any(kind == "tokens" for _, kind, _, _ in buckets) or bool(budgets),
                     Decimal(str(deployment.input_price_per_mtok)), Decimal(str(deployment.output_price_per_mtok)))
     if len(_scopes_memo) > 4096:
@@ -392,7 +413,7 @@ async def limits_reserve(
         )
         for label, ident, amount, hard, period in scopes.budgets:
             period_key, reset_at = _period(period, now_dt)
-            budgets.append(BudgetLine(label, f"aip:bud:{ident}:{period_key}", amount, max_cost, hard, period, reset_at))
+            budgets.append(BudgetLine(label, budget_key(ident, period_key), amount, max_cost, hard, period, reset_at))
     quota = scopes.quota
     month_key, month_reset = _month(now_dt)
     reservation = Reservation(buckets, budgets)
@@ -411,7 +432,7 @@ async def limits_reserve(
         ttl = int((line.reset_at - now_dt).total_seconds()) + 7 * 86400 if line.reset_at else 0
         args += [line.limit, line.cost, "1" if line.hard else "0", ttl]
     if quota:
-        keys.append(f"aip:quota:ws:{key.workspace_id}:{month_key}")
+        keys.append(quota_key(key.workspace_id, month_key))
         args.append(int(quota))
     if cache_key is not None:
         keys.append(cache_key)
@@ -489,7 +510,7 @@ def settle_args(
     for line in budgets:
         keys.append(line.key)
         args += [line.cost, units]
-    keys.append(f"aip:spend:{key.schema}:{_today()}")
+    keys.append(spend_day_key(key.schema, _today()))
     args += [units, "1" if counted else "0", "workspace", f"key:{key.key_id}", f"model:{model}"]
     return keys, args
 

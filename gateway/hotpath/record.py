@@ -22,14 +22,13 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .ids import unique_id
 from .limits import SETTLE_FUNCTION, script_for, settle_args_upgrade
+from .redis_keys import USAGE_STREAM
 from .rediswire import WireRedis, WireScript
 
 logger = logging.getLogger("aiproxy.gateway")
 
 if TYPE_CHECKING:
     from .response_cache import CacheWrite
-
-USAGE_STREAM = "aip:usage"
 
 FINISH = SETTLE_FUNCTION + """
 -- KEYS: the usage stream, [cache entry, cache index, cache sizes], settle's keys

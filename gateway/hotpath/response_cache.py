@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from .directory import KeyRecord
 from .errors import invalid_request
+from .redis_keys import exact_entry_key, exact_index_key, exact_sizes_key
 from .semantic import (
     SemanticCache,
     SemanticHit,
@@ -76,13 +77,13 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
 
 def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, bytes]) -> CachePlan:
     """Whether and under which key this request may be answered from, and stored in, the cache."""
-    policy = (key.policy or {}).get("cache")
+    policy = key.policy.cache
     directive = _header(headers, b"x-aiproxy-cache")
     if directive not in (None, "no-store", "no-cache", "exact-only"):
         raise invalid_request("Invalid value for header 'x-aiproxy-cache': expected no-store, no-cache or exact-only.",
                               param="x-aiproxy-cache")
     ttl_header = _header(headers, b"x-aiproxy-cache-ttl")
-    ttl = int(policy["ttl"]) if policy else 0
+    ttl = policy.ttl if policy is not None else 0
     if ttl_header is not None:
         # ASCII digits only: a latin-1 header may hold "²", which str.isdigit() accepts and int() refuses
         digits = ttl_header.isascii() and ttl_header.isdigit() and len(ttl_header) <= 12
@@ -91,13 +92,13 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
                                   param="x-aiproxy-cache-ttl")
         ttl = int(ttl_header)
     deterministic = payload.get("temperature", 1) == 0 and not payload.get("tools")
-    if not policy or (not deterministic and not policy.get("nondeterministic")):
+    if policy is None or (not deterministic and not policy.nondeterministic):
         return CachePlan(None, False, False, 0, "bypass")
     canonical = {k: v for k, v in payload.items() if k not in UNKEYED}
     digest = hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    scope = f"key{key.key_id}" if policy.get("scope") == "key" else "ws"
+    scope = f"key{key.key_id}" if policy.scope == "key" else "ws"
     plan = CachePlan(
-        key=f"aip:cache:{key.schema}:{scope}:{digest}",
+        key=exact_entry_key(key.schema, scope, digest),
         lookup=directive != "no-cache",
         store=directive != "no-store",
         ttl=ttl,
@@ -106,11 +107,11 @@ def cache_plan(key: KeyRecord, payload: dict[str, Any], headers: dict[bytes, byt
         key_id=key.key_id,
         model=str(payload.get("model") or ""),
     )
-    if policy.get("semantic") and directive != "exact-only":
+    if policy.semantic and directive != "exact-only":
         plan.prompt = semantic_text(payload)
         if plan.prompt is not None:
             plan.partition = semantic_partition(scope, canonical)
-            plan.threshold = policy.get("threshold")
+            plan.threshold = policy.threshold
     return plan
 
 
@@ -244,21 +245,6 @@ async def exact_store(client: aioredis.Redis, plan: CachePlan, completion: dict[
             await pipe.execute()
     except RedisError:
         pass
-
-
-def exact_index_key(schema: str) -> str:
-    """Sorted set of a workspace's exact-cache entries, scored by expiry (epoch seconds)."""
-    return f"aip:cache-index:{schema}"
-
-
-def exact_sizes_key(schema: str) -> str:
-    """Hash of a workspace's exact-cache entries to their size in bytes."""
-    return f"aip:cache-size:{schema}"
-
-
-def exact_entry_pattern(schema: str) -> str:
-    """SCAN pattern of every exact-cache entry of a workspace (both scopes)."""
-    return f"aip:cache:{schema}:*"
 
 
 def replay_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,9 +8,9 @@ import uuid
 import orjson
 from django.test import Client
 
-from analytics.tasks import DEAD_STREAM, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.record import USAGE_STREAM
+from analytics.tasks import usage_stream_drain
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import USAGE_DEAD_STREAM, USAGE_STREAM
 
 PAGE = "/admin/analytics/usagedeadletter/"
 
@@ -35,7 +35,7 @@ def test_staff_see_the_dead_letter_count_and_the_latest_errors(make_user):  # ty
     assert page.status_code == 200
     html = page.content.decode()
     count = re.search(r'id="dead-letter-count">(\d+)<', html)
-    assert count is not None and int(count.group(1)) == redis_sync().xlen(DEAD_STREAM) > 0
+    assert count is not None and int(count.group(1)) == redis_sync().xlen(USAGE_DEAD_STREAM) > 0
     row = next(r for r in html.split("<tr>") if marker in r)
     assert "ts: not a timestamp" in row
 

@@ -11,14 +11,14 @@ import orjson
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from analytics.tasks import DEAD_STREAM, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.record import USAGE_STREAM
+from analytics.tasks import usage_stream_drain
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import UsageRecord as Event
+from gateway.hotpath.redis_keys import USAGE_DEAD_STREAM, USAGE_STREAM
 
 
 def _dead_ids() -> set[str]:
-    entries: Any = redis_sync().xrevrange(DEAD_STREAM, count=1000)
+    entries: Any = redis_sync().xrevrange(USAGE_DEAD_STREAM, count=1000)
     return {orjson.loads(fields[b"e"])["event_id"] for _, fields in entries}
 
 

@@ -16,10 +16,10 @@ from django.db import connection
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from analytics.tasks import DEAD_STREAM, GROUP, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.record import USAGE_STREAM
+from analytics.tasks import GROUP, usage_stream_drain
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import UsageRecord as Event
+from gateway.hotpath.redis_keys import USAGE_DEAD_STREAM, USAGE_STREAM
 
 
 def _event(schema_name: str, **fields: Any) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def _dead() -> dict[str, str]:
     """The dead-letter stream: each event's key_name (the tests' marker), or the raw entry
     when it is no event, -> its error."""
     out: dict[str, str] = {}
-    entries: Any = redis_sync().xrevrange(DEAD_STREAM, count=5000)
+    entries: Any = redis_sync().xrevrange(USAGE_DEAD_STREAM, count=5000)
     for _, fields in entries:
         try:
             key = str(json.loads(fields[b"e"]).get("key_name"))
@@ -194,7 +194,7 @@ def test_set_aside_events_can_be_queued_again_once_their_cause_is_fixed(make_wor
     from django.core.management import call_command
 
     workspace = make_workspace()
-    redis_sync().delete(DEAD_STREAM)
+    redis_sync().delete(USAGE_DEAD_STREAM)
     with connection.cursor() as cursor:
         cursor.execute(
             f'ALTER TABLE "{workspace.schema_name}".analytics_usageevent '
@@ -208,5 +208,5 @@ def test_set_aside_events_can_be_queued_again_once_their_cause_is_fixed(make_wor
         cursor.execute(f'ALTER TABLE "{workspace.schema_name}".analytics_usageevent DROP CONSTRAINT not_yet')
     call_command("usage_dead_letters_replay")
     assert _drain_until(lambda: bool(_stored(workspace.schema_name, [event["event_id"]])))
-    assert redis_sync().xlen(DEAD_STREAM) == 0
+    assert redis_sync().xlen(USAGE_DEAD_STREAM) == 0
     _nothing_pending()

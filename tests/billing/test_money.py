@@ -23,9 +23,12 @@ from hypothesis import strategies as st
 from analytics.alerts import budget_alert_send
 from analytics.models import UsageEvent
 from billing.money import usd_format
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath import limits
-from gateway.hotpath.directory import KEY_PREFIX, KeyRecord, redis_sync
+from gateway.hotpath.directory import KeyRecord
 from gateway.hotpath.errors import GatewayError
+from gateway.hotpath.key_policy import BudgetPolicy, KeyPolicy, LimitScope
+from gateway.hotpath.redis_keys import key_record_key
 from keys.models import ApiKey
 from keys.services import api_key_create
 from keys.tokens import token_hash
@@ -93,7 +96,7 @@ def test_key_budget_of_a_hundredth_of_a_cent_is_kept_exactly_and_reaches_the_gat
     assert response.status_code == 302
     with schema_context(workspace.schema_name):
         assert ApiKey.objects.get(pk=key.pk).budget_amount == Decimal("0.0001")
-    record = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)))
+    record = orjson.loads(redis_sync().get(key_record_key(token_hash(secret))))
     assert record["policy"]["key"]["budget"]["amount"] == "0.0001"
     page = client.get(f"/keys/{key.pk}/").content.decode()
     assert 'data-testid="budget"><strong>$0.0001</strong>' in page
@@ -124,7 +127,7 @@ def test_budget_refusal_names_sub_cent_amounts():  # type: ignore[no-untyped-def
         key_id=unique,
         key_name="unit",
         revoked=False,
-        policy={"key": {"budget": {"amount": "0.00001", "period": "lifetime", "hard": True, "thresholds": []}}},
+        policy=KeyPolicy(key=LimitScope(budget=BudgetPolicy(amount=Decimal("0.00001"), period="lifetime"))),
     )
 
     async def run() -> GatewayError:

@@ -14,6 +14,7 @@ from django.conf import settings
 from django_tenants.utils import schema_context
 
 from cache.models import EMBEDDING_DIMENSIONS, SemanticEntry
+from gateway.hotpath.redis_keys import exact_entry_key
 from gateway.hotpath.response_cache import CachePlan, exact_store
 from tenants.models import Workspace
 
@@ -26,7 +27,7 @@ def completion(text: str = "cached answer") -> dict:
 def exact_entries_store(workspace: Workspace, count: int = 1, *, ttl: int = 3600, text_bytes: int = 20,
                         scope: str = "ws") -> list[str]:
     """Store `count` exact entries; returns their Redis keys."""
-    keys = [f"aip:cache:{workspace.schema_name}:{scope}:{uuid.uuid4().hex}" for _ in range(count)]
+    keys = [exact_entry_key(workspace.schema_name, scope, uuid.uuid4().hex) for _ in range(count)]
 
     async def store() -> None:
         client = aioredis.Redis.from_url(settings.REDIS_URL)
@@ -63,10 +64,11 @@ def hot_cache_policy(secret: str) -> dict | None:  # type: ignore[type-arg]
     """The cache settings in the key's hot record, as the gateway reads them."""
     import orjson
 
-    from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+    from gateway.catalog.publish import redis_sync
+    from gateway.hotpath.redis_keys import key_record_key
     from keys.tokens import token_hash
 
-    return orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"].get("cache")  # type: ignore[no-any-return]
+    return orjson.loads(redis_sync().get(key_record_key(token_hash(secret))) or b"{}")["policy"].get("cache")  # type: ignore[no-any-return]
 
 
 def admin_api_client(workspace: Workspace):  # type: ignore[no-untyped-def]

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from cache.selectors import cache_summary
 from cache.services import cache_clear, cache_evict
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.response_cache import exact_index_key, exact_sizes_key
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import exact_index_key, exact_sizes_key
 from tenants.services import workspace_policy_update
 from tests.cache.seed import exact_entries_store, semantic_entry_create, semantic_ids
 

@@ -15,8 +15,9 @@ from django.core import mail
 from django.test import override_settings
 
 from analytics.alerts import budget_alerts_check
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import _period
+from gateway.hotpath.redis_keys import budget_key
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import member_add, workspace_policy_update
 from tests.e2e.sdk import HI, PRICEY, events_of, openai_client
@@ -27,7 +28,7 @@ def _spend(ident: str, period: str, usd: str) -> None:
     from datetime import UTC, datetime
 
     period_key, _ = _period(period, datetime.now(UTC))
-    redis_sync().hset(f"aip:bud:{ident}:{period_key}", "spent", int(Decimal(usd) * 10**8))
+    redis_sync().hset(budget_key(ident, period_key), "spent", int(Decimal(usd) * 10**8))
 
 
 def test_crossing_thresholds_through_the_gateway_sends_one_email_each(gateway_url, make_user, make_workspace, pricey_model):  # type: ignore[no-untyped-def]

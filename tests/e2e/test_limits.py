@@ -14,8 +14,9 @@ import pytest
 from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.limits import UNITS_PER_USD, budget_reserved
+from gateway.hotpath.redis_keys import budget_key, key_ident, key_record_key, workspace_ident
 from keys.models import ApiKey
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import workspace_policy_update
@@ -120,7 +121,7 @@ def test_free_plan_quota_is_published_with_every_key(key):  # type: ignore[no-un
     import orjson
 
     _, api_key, _ = key
-    record = orjson.loads(redis_sync().get("aip:key:" + api_key.key_hash))
+    record = orjson.loads(redis_sync().get(key_record_key(api_key.key_hash)))
     assert record["policy"]["workspace"]["quota"] == 1000
 
 
@@ -154,7 +155,7 @@ def test_two_hundred_concurrent_requests_never_overshoot_a_workspace_budget(gate
     assert spent_db <= budget + max_cost
     assert sum(1 for e in events if e.status_code == 200) == statuses.count(200)
     month = time.strftime("m%Y-%m", time.gmtime())
-    state = redis_sync().hgetall(f"aip:bud:ws:{workspace.pk}:{month}")
+    state = redis_sync().hgetall(budget_key(workspace_ident(workspace.pk), month))
     assert int(state[b"spent"]) == int(spent_db * UNITS_PER_USD), "every settled unit is accounted for"
     assert budget_reserved(state) == 0
 
@@ -243,7 +244,7 @@ def test_failed_and_cut_upstream_calls_release_their_reservations(gateway_url, k
         list(client.chat.completions.create(model=PRICEY, stream=True, max_tokens=500,
                                             messages=[{"role": "user", "content": "[[fake:cut]] [[fake:words=50]]"}]))
     events = events_of(workspace)
-    state = redis_sync().hgetall(f"aip:bud:key:{workspace.schema_name}:{api_key.pk}:lifetime")
+    state = redis_sync().hgetall(budget_key(key_ident(workspace.schema_name, api_key.pk), "lifetime"))
     assert budget_reserved(state) == 0
     # the cut stream's streamed tokens are billed; the failed call costs nothing
     assert int(state[b"spent"]) == int(sum(Decimal(e.cost) for e in events) * UNITS_PER_USD) > 0

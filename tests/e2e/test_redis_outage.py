@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from keys.services import api_key_create, api_key_policy_update
 from tenants.services import workspace_policy_update
 from tests.e2e.sdk import HI, events_of

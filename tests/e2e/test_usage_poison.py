@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from analytics.models import UsageEvent
 from analytics.tasks import GROUP, usage_stream_drain
-from gateway.hotpath.directory import redis_sync
-from gateway.hotpath.record import USAGE_STREAM
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath.record import UsageRecord as Event
+from gateway.hotpath.redis_keys import USAGE_STREAM
 from tests.e2e.sdk import HI, anthropic_client, openai_client
 
 logger = logging.getLogger(__name__)

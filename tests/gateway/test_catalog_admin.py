@@ -8,9 +8,10 @@ import orjson
 from django.db import connection
 
 from gateway.catalog.models import Model, Provider
+from gateway.catalog.publish import redis_sync
 from gateway.catalog.services import model_group_create
 from gateway.hotpath.bounds import BOUND_NAMES, DEFAULT_BOUNDS
-from gateway.hotpath.directory import CATALOG_KEY, redis_sync
+from gateway.hotpath.redis_keys import CATALOG_KEY
 from tests.gateway.admin_forms import deployment_row, inline_rows, staff_client
 
 

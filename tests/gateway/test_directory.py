@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from gateway.hotpath import directory
-from gateway.hotpath.directory import Directory
+from gateway.hotpath.directory import Directory, KeyRecord
 
 RECORD = {"workspace_id": 7, "schema": "ws_seven", "slug": "seven", "key_id": 3, "key_name": "ci", "revoked": False,
           "policy": {}}
@@ -59,3 +59,45 @@ def test_a_cancelled_request_does_not_cancel_the_read_for_the_others() -> None:
         assert leaving.cancelled()
 
     asyncio.run(run())
+
+
+class EmptyRedis:
+    """Holds no record (a cold start, or Redis flushed)."""
+
+    async def get(self, name: str) -> Any:
+        return None
+
+
+def test_a_key_redis_does_not_hold_is_asked_of_the_key_loader() -> None:
+    asked: list[str] = []
+
+    def loader(key_hash: str) -> KeyRecord | None:
+        asked.append(key_hash)
+        return KeyRecord.from_wire(key_hash, RECORD) if key_hash == "known" else None
+
+    async def run() -> None:
+        d = Directory(EmptyRedis(), key_loader=loader)  # type: ignore[arg-type]
+        found, unknown = await d.key_lookup("known"), await d.key_lookup("unknown")
+        assert found is not None and found.key_name == "ci" and found.schema == "ws_seven"
+        assert unknown is None and asked == ["known", "unknown"]
+
+    asyncio.run(run())
+
+
+def loader_from_settings(key_hash: str) -> KeyRecord | None:
+    return KeyRecord.from_wire(key_hash, {**RECORD, "key_name": "from settings"})
+
+
+def test_the_default_key_loader_is_the_one_settings_name(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.GATEWAY_KEY_LOADER = f"{__name__}.loader_from_settings"
+
+    async def run() -> KeyRecord | None:
+        return await Directory(EmptyRedis()).key_lookup("any")  # type: ignore[arg-type]
+
+    record = asyncio.run(run())
+    assert record is not None and record.key_name == "from settings"
+
+
+def test_a_record_published_with_fields_this_process_does_not_know_still_loads() -> None:
+    record = KeyRecord.from_wire("h", {**RECORD, "added_by_a_newer_release": [1, 2]})
+    assert record.key_id == 3 and KeyRecord.from_wire("h", record.to_wire()) == record

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -14,6 +15,7 @@ from django.conf import settings
 from gateway.hotpath import limits
 from gateway.hotpath.directory import KeyRecord
 from gateway.hotpath.errors import GatewayError
+from gateway.hotpath.key_policy import BudgetPolicy, KeyPolicy, LimitScope
 from tests.gateway.deployments import deployment_make
 
 DEPLOYMENT = deployment_make(input_price_per_mtok=1000.0, output_price_per_mtok=1000.0)
@@ -23,7 +25,7 @@ def _key(budget: str) -> KeyRecord:
     unique = 10**6 + uuid.uuid4().int % 10**6  # budgets are keyed by workspace and key: one of each per test
     return KeyRecord(key_hash="h", workspace_id=unique, schema="ws_unit", slug="unit",
                      key_id=unique, key_name="unit", revoked=False,
-                     policy={"key": {"budget": {"amount": budget, "period": "lifetime", "hard": True, "thresholds": []}}})
+                     policy=KeyPolicy(key=LimitScope(budget=BudgetPolicy(amount=Decimal(budget), period="lifetime"))))
 
 
 async def _reserve(client: aioredis.Redis, key: KeyRecord) -> limits.Reservation:
@@ -88,9 +90,7 @@ def test_period_keys_and_resets() -> None:
 def _tokens_key(tpm: int) -> KeyRecord:
     unique = 10**6 + uuid.uuid4().int % 10**6
     return KeyRecord(key_hash="h", workspace_id=unique, schema="ws_unit", slug="unit", key_id=unique, key_name="unit",
-                     revoked=False, policy={"key": {"tpm": tpm, "rpm": 100,
-                                                    "budget": {"amount": "1.00", "period": "monthly", "hard": True,
-                                                               "thresholds": []}}})
+                     revoked=False, policy=KeyPolicy(key=LimitScope(tpm=tpm, rpm=100, budget=BudgetPolicy(amount=Decimal("1.00")))))
 
 
 def test_reservations_share_a_cell_and_settle_one_by_one():  # type: ignore[no-untyped-def]

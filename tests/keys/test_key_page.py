@@ -12,7 +12,8 @@ from django_tenants.utils import schema_context
 
 from analytics.models import UsageEvent
 from billing.money import usd_format
-from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import key_record_key
 from keys.services import api_key_create, api_key_policy_update
 from keys.tokens import token_hash
 from tenants.services import member_add
@@ -59,12 +60,12 @@ def test_admins_change_key_limits_on_its_page_and_the_gateway_gets_them(make_use
     session["workspace_id"] = workspace.pk
     session.save()
     member_client.post(f"/keys/{key.pk}/", form)
-    assert "key" not in (orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"] or {})
+    assert "key" not in (orjson.loads(redis_sync().get(key_record_key(token_hash(secret))) or b"{}")["policy"] or {})
     client = Client()
     client.force_login(owner)
     page = client.post(f"/keys/{key.pk}/", form, follow=True).content.decode()
     assert "Settings saved" in page and "30 requests / minute" in page and "alerts at 50%, 90%" in page
-    policy = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["key"]
+    policy = orjson.loads(redis_sync().get(key_record_key(token_hash(secret))) or b"{}")["policy"]["key"]
     assert policy == {"rpm": 30, "budget": {"amount": "5.00", "period": "daily", "hard": True, "thresholds": [50, 90]}}
     bad = client.post(f"/keys/{key.pk}/", {**form, "budget_alert_thresholds": "lots"}).content.decode()
     assert "Whole percentages" in bad
@@ -86,9 +87,9 @@ def test_workspace_settings_page_sets_budget_and_recipients(make_user, make_work
     assert "Settings saved" in response.content.decode()
     workspace.refresh_from_db()
     assert workspace.budget_amount == Decimal("250.00") and workspace.budget_alert_recipients == "finance@example.com\nops@example.com"
-    shared = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["workspace"]
+    shared = orjson.loads(redis_sync().get(key_record_key(token_hash(secret))) or b"{}")["policy"]["workspace"]
     assert shared["budget"]["amount"] == "250.00" and not shared.get("fail_open")
-    cache = orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)) or b"{}")["policy"]["cache"]
+    cache = orjson.loads(redis_sync().get(key_record_key(token_hash(secret))) or b"{}")["policy"]["cache"]
     assert cache == {"ttl": 600, "scope": "key", "nondeterministic": False, "semantic": False}
     bad = client.post("/workspaces/settings/", {"budget_period": "monthly", "budget_alert_recipients": "nope"}).content.decode()
     assert "is not an email address" in bad

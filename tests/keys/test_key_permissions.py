@@ -9,7 +9,8 @@ import orjson
 from django.test import Client
 from rest_framework.test import APIClient
 
-from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import key_record_key
 from keys.services import api_key_create, api_key_get
 from keys.tokens import token_hash
 from tenants.services import admin_token_create, member_add
@@ -38,7 +39,7 @@ def _revoked(workspace, key):  # type: ignore[no-untyped-def]
 
 
 def _hot_revoked(secret):  # type: ignore[no-untyped-def]
-    return bool(orjson.loads(redis_sync().get(KEY_PREFIX + token_hash(secret)))["revoked"])
+    return bool(orjson.loads(redis_sync().get(key_record_key(token_hash(secret))))["revoked"])
 
 
 def test_member_cannot_revoke_or_rename_the_owners_key_through_the_api(make_user, make_workspace):  # type: ignore[no-untyped-def]

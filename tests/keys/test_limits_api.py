@@ -7,7 +7,8 @@ import re
 import orjson
 from rest_framework.test import APIClient
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.hotpath.redis_keys import key_record_key
 from keys.tokens import token_hash
 from tenants.services import admin_token_create, member_add
 
@@ -21,7 +22,7 @@ def _admin(make_workspace):  # type: ignore[no-untyped-def]
 
 
 def _record(secret: str) -> dict:
-    raw = redis_sync().get("aip:key:" + token_hash(secret))
+    raw = redis_sync().get(key_record_key(token_hash(secret)))
     assert isinstance(raw, bytes)
     return orjson.loads(raw)  # type: ignore[no-any-return]
 

@@ -13,8 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from gateway.catalog.models import Provider
+from gateway.catalog.publish import redis_sync
 from gateway.catalog.services import model_group_create
-from gateway.hotpath.directory import CATALOG_KEY, _groups_from_snapshot, redis_sync
+from gateway.hotpath.directory import _groups_from_snapshot
+from gateway.hotpath.redis_keys import CATALOG_KEY
 
 OLD, NEW = "old-rotation-key-" + uuid.uuid4().hex, "new-rotation-key-" + uuid.uuid4().hex
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.test import Client
 
-from gateway.hotpath.directory import redis_sync
+from gateway.catalog.publish import redis_sync
 from keys.services import api_key_create
 from tenants.services import member_add
 from tests.cache.seed import (

@@ -92,7 +92,8 @@ def test_admin_invites_member_and_member_cannot_invite(make_user, make_workspace
 def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_workspace):  # type: ignore[no-untyped-def]
     import orjson
 
-    from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+    from gateway.catalog.publish import redis_sync
+    from gateway.hotpath.redis_keys import key_record_key
     from keys.services import api_key_create
     from keys.tokens import token_hash as key_hash
 
@@ -103,7 +104,7 @@ def test_key_can_be_renamed_in_ui_and_gateway_sees_new_name(make_user, make_work
     client.force_login(user)
     page = client.post(f"/keys/{key.pk}/rename/", {"name": "billing service"}, follow=True).content.decode()
     assert "billing service" in page and "old name" not in page
-    assert orjson.loads(redis_sync().get(KEY_PREFIX + key_hash(secret)))["key_name"] == "billing service"
+    assert orjson.loads(redis_sync().get(key_record_key(key_hash(secret))))["key_name"] == "billing service"
     assert client.post(f"/keys/{key.pk}/rename/", {"name": ""}, follow=True).status_code == 200
 
 

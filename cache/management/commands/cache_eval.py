@@ -29,6 +29,7 @@ from django_tenants.utils import schema_context
 
 from gateway.hotpath.directory import KeyRecord
 from gateway.hotpath.embedder import EmbedderClient, EmbeddingModel, serve
+from gateway.hotpath.key_policy import CachePolicy, KeyPolicy
 from gateway.hotpath.response_cache import cache_plan
 from gateway.hotpath.semantic import SemanticCache, semantic_lookup, semantic_store
 from tenants.models import Workspace
@@ -102,8 +103,7 @@ class Command(BaseCommand):
     async def _run(self, workspace: Workspace, pairs: list[dict[str, Any]], vectors: list[bytes | None],
                    threshold: float | None, guarded: bool, partitions: list[str], model: EmbeddingModel) -> list[bool]:
         run = uuid.uuid4().hex[:12]
-        policy = {"cache": {"ttl": EVAL_TTL, "scope": "workspace", "nondeterministic": False, "semantic": True,
-                            **({"threshold": threshold} if threshold is not None else {})}}
+        policy = KeyPolicy(cache=CachePolicy(ttl=EVAL_TTL, scope="workspace", semantic=True, threshold=threshold))
         key = KeyRecord(key_hash="", workspace_id=workspace.pk, schema=workspace.schema_name, slug=workspace.slug,
                         key_id=0, key_name="cache_eval", revoked=False, policy=policy)
         cache = SemanticCache()

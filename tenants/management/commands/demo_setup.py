@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from aiproxy_site.embedded import data_dir
 from gateway.catalog.demo import fake_catalog_ensure
-from gateway.hotpath.directory import catalog_publish
+from gateway.catalog.publish import catalog_publish
 from keys.services import api_key_create
 from keys.tokens import token_hash
 from tenants.models import KeyIndex, Workspace

@@ -15,8 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from gateway.catalog.models import Provider
+from gateway.catalog.publish import catalog_publish
 from gateway.hotpath.credentials import credential_is_current, credential_reencrypt
-from gateway.hotpath.directory import catalog_publish
 
 
 class Command(BaseCommand):
