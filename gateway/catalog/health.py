@@ -20,10 +20,11 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from ..hotpath.adapters import adapter_for
-from ..hotpath.directory import CATALOG_KEY, Deployment, _groups_from_snapshot, redis_sync
+from ..hotpath.directory import Deployment, _groups_from_snapshot
 from ..hotpath.errors import GatewayError
 from ..hotpath.health import HealthBoard, Outcome, health_fields_read, outcome_of
 from ..hotpath.redis_keys import (
+    CATALOG_KEY,
     HEALTH_ALERTS_LOCK,
     HEALTH_EVENTS_CURSOR,
     HEALTH_EVENTS_STREAM,
@@ -32,6 +33,7 @@ from ..hotpath.redis_keys import (
 )
 from ..hotpath.rediswire import WireRedis
 from ..hotpath.upstream import Pool
+from .publish import redis_sync
 
 logger = logging.getLogger("aiproxy.gateway.health")
 

@@ -35,7 +35,7 @@ from .exchange import AnthropicNative, Exchange, OpenAINative, Translated
 from .forward import Route, attempts_run, forward, overrides_parse
 from .inbound import InboundApi, InboundChat, inbound_for
 from .inbound import anthropic as anthropic_inbound
-from .limits import DEFAULT_MAX_OUTPUT_TOKENS, Reservation, limits_reserve, needs_cost_estimate, request_budget_scopes
+from .limits import DEFAULT_MAX_OUTPUT_TOKENS, Reservation, limits_reserve, needs_cost_estimate
 from .record import UsageRecord, usage_cost
 from .response_cache import cache_lookup, cache_plan, replay_chunks
 from .route import models_visible, route_group, route_select
@@ -323,7 +323,7 @@ def _cache_key_payload(inbound: InboundApi, request: InboundChat, key: KeyRecord
     """On the native Anthropic path the request goes up untouched; its internal form is
     only the cache's key. None when the key has no cache or the request has no internal
     form (a parameter only Anthropic understands): then it is not cached."""
-    if not (key.policy or {}).get("cache"):
+    if not key.policy.cache_enabled:
         return None
     try:
         payload: dict[str, Any] = inbound.to_internal(request)
@@ -376,9 +376,7 @@ async def _limits_reserve(state: GatewayState, key: KeyRecord, deployment: Deplo
         return await limits_reserve(state.wire, key, deployment, state.directory.global_limits,
                                     prompt_tokens=prompt_tokens, max_output_tokens=output_tokens, cache_key=cache_key)
     except RedisError:
-        workspace = (key.policy or {}).get("workspace") or {}
-        hard = any(budget.get("hard") for _, _, budget in request_budget_scopes(key))
-        if hard and not workspace.get("fail_open"):
+        if key.policy.hard_budget and not key.policy.fail_open:
             raise GatewayError(
                 503, "Spend limits cannot be checked right now, and this key has a hard budget, so the request is "
                 "refused rather than risk overspending. Try again shortly.", type="api_error", code="limits_unavailable",

@@ -9,8 +9,7 @@ from .errors import GatewayError, not_found
 
 def key_allows(key: KeyRecord, name: str) -> bool:
     """Whether the key may use model group `name` (a key limited to a list of groups)."""
-    allowed = key.policy.models if key.policy is not None else None
-    return allowed is None or name in allowed
+    return key.policy.model_allowed(name)
 
 
 def route_group(catalog: dict[str, ModelGroup], model: str, key: KeyRecord) -> ModelGroup:

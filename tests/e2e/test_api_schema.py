@@ -77,7 +77,8 @@ def api_server(django_db_setup, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 def admin_token(django_db_blocker) -> str:  # type: ignore[no-untyped-def]
     from django.contrib.auth import get_user_model
 
-    from gateway.catalog.models import Model, Provider
+    from gateway.catalog.models import Provider
+    from gateway.catalog.services import model_group_create
     from tenants.services import admin_token_create, workspace_create
 
     email = "schema-conformance@example.com"  # fixed, like everything the run may learn from (a fresh database)
@@ -86,7 +87,7 @@ def admin_token(django_db_blocker) -> str:  # type: ignore[no-untyped-def]
         workspace = workspace_create(name="Schema conformance", owner=owner)
         _, secret = admin_token_create(workspace=workspace, name="schemathesis", created_by=None)
         provider = Provider.objects.create(name="schema-conformance", kind="fake", base_url="http://127.0.0.1:9")
-        model = Model.objects.create(public_name=CATALOG_MODEL, provider=provider, upstream_name="m")
+        model = model_group_create(public_name=CATALOG_MODEL, provider=provider, upstream_name="m")
         model.workspaces.set([workspace])
     return secret
 

@@ -12,17 +12,12 @@ import pytest
 from django.test import Client
 
 from gateway.catalog.models import Deployment, Model, ModelFallback, Provider
+from gateway.catalog.publish import catalog_snapshot_build, redis_sync
 from gateway.catalog.services import model_group_create
 from gateway.hotpath.credentials import credential_encrypt
-from gateway.hotpath.directory import (
-    CATALOG_KEY,
-    ModelGroup,
-    Timeouts,
-    _groups_from_snapshot,
-    catalog_snapshot_build,
-    redis_sync,
-)
 from gateway.hotpath.directory import Deployment as HotDeployment
+from gateway.hotpath.directory import ModelGroup, Timeouts, _groups_from_snapshot
+from gateway.hotpath.redis_keys import CATALOG_KEY
 from tests.gateway.admin_forms import deployment_row, inline_rows, staff_client
 
 

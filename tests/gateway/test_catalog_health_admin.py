@@ -41,7 +41,7 @@ def test_deployment_list_and_group_page_show_circuit_latency_and_last_error(make
     _report(broken.pk, [("fail", {"error": "503 upstream_error"})] * 3)
     client = staff_client(make_user())
 
-    listing = client.get("/admin/gateway/deployment/?group__id__exact=%d" % group.pk).content.decode()
+    listing = client.get(f"/admin/gateway/deployment/?group__id__exact={group.pk}").content.decode()
     assert "DOWN" in listing and "503 upstream_error" in listing
     assert "120 / 480" in listing
 

@@ -28,6 +28,7 @@ class Board:
     def __init__(self, open_ids: set[int] | None = None, probe_ids: set[int] | None = None) -> None:
         self.open_ids = open_ids or set()
         self.probe_ids = probe_ids or set()
+        self.granted_ids: set[int] = set()
 
     def usable(self, deployment: Deployment) -> bool:
         return deployment.deployment_id not in self.open_ids

@@ -24,8 +24,9 @@ from gateway.catalog.health import (
     health_check_ids,
     health_checks_run,
 )
+from gateway.catalog.publish import redis_sync
 from gateway.hotpath import health
-from gateway.hotpath.directory import Deployment, redis_sync
+from gateway.hotpath.directory import Deployment
 from gateway.hotpath.health import BreakerPolicy, HealthBoard, outcome_of
 from gateway.hotpath.redis_keys import HEALTH_EVENTS_STREAM
 from gateway.hotpath.rediswire import WireRedis

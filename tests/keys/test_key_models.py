@@ -12,7 +12,9 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from gateway.catalog.models import Model, Provider
-from gateway.hotpath.directory import KEY_PREFIX, redis_sync
+from gateway.catalog.publish import redis_sync
+from gateway.catalog.services import model_group_create
+from gateway.hotpath.redis_keys import key_record_key
 from keys.forms import KeyModelsForm
 from keys.selectors import model_names_offered
 from keys.services import api_key_create, api_key_get, api_key_policy_update, key_policy
@@ -34,13 +36,13 @@ def _model(*, workspaces: tuple[Workspace, ...] = (), enabled: bool = True) -> s
     """A catalog model with a fresh name, offered to `workspaces` (none: to every workspace)."""
     tag = uuid.uuid4().hex[:8]
     provider = Provider.objects.create(name=f"p-{tag}", kind="fake", base_url="http://127.0.0.1:9")
-    model = Model.objects.create(public_name=f"m-{tag}", provider=provider, upstream_name="m", enabled=enabled)
+    model = model_group_create(public_name=f"m-{tag}", provider=provider, upstream_name="m", enabled=enabled)
     model.workspaces.set(workspaces)
     return model.public_name
 
 
 def _published(secret: str) -> dict:  # type: ignore[type-arg]
-    raw = redis_sync().get(KEY_PREFIX + token_hash(secret))
+    raw = redis_sync().get(key_record_key(token_hash(secret)))
     assert isinstance(raw, bytes)
     return orjson.loads(raw)["policy"]  # type: ignore[no-any-return]
 
