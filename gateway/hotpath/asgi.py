@@ -238,6 +238,7 @@ async def chat(state: GatewayState, inbound: InboundApi, scope: dict[str, Any], 
 async def _route(state: GatewayState, key: KeyRecord, model: str, overrides: Any) -> Route:
     catalog = await state.directory.catalog()
     group = route_group(catalog, model, key)
+    await state.board.watch(group.deployments)
     max_attempts = group.max_attempts
     fallbacks = list(group.fallbacks)
     if overrides is not None:

@@ -179,6 +179,7 @@ class Route:
             self.switch(self.fallbacks.pop(0))
 
     async def _in_group(self) -> Deployment | None:
+        await self.board.watch(self.group.deployments)
         usable = candidates(self.group, self.board, self.tried)
         if usable:
             return usable[0]

@@ -463,6 +463,31 @@ class HealthBoard:
         self._probe_take(slot)
         return True
 
+    async def watch(self, deployments: tuple[Deployment, ...]) -> None:
+        """Read the shared health of deployments this process has not routed to yet: one
+        round trip, once per deployment per process (a dictionary check otherwise), so a
+        circuit another process opened holds from this process's first request on. With
+        Redis unavailable the deployments start from this process's own view."""
+        if all(d.deployment_id in self._slots for d in deployments):
+            return
+        now_ms = int(time.time() * 1000)
+        calls: list[tuple[_Slot, list[str], list[Any]]] = []
+        for deployment in deployments:
+            if deployment.deployment_id in self._slots:
+                continue
+            slot = self._slot(deployment)
+            keys = [deployment_health_key(deployment.deployment_id), deployment_probe_key(deployment.deployment_id),
+                    HEALTH_EVENTS_STREAM]
+            calls.append((slot, keys, self._sync_args(slot, now_ms)))
+            slot.batch_clear()
+        try:
+            replies = await self._eval_all([(keys, args) for _, keys, args in calls])
+        except (RedisError, OSError):
+            return
+        for (slot, _, _), reply in zip(calls, replies, strict=True):
+            if not isinstance(reply, BaseException):
+                self._apply(slot, reply, now_ms)
+
     # --- the background sync -----------------------------------------------------------
 
     def _sync_args(self, slot: _Slot, now_ms: int) -> list[Any]:

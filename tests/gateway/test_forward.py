@@ -36,6 +36,9 @@ class Board:
     async def probe(self, deployment: Deployment) -> bool:
         return deployment.deployment_id in self.probe_ids
 
+    async def watch(self, deployments: tuple[Deployment, ...]) -> None:
+        pass
+
     def health(self, deployment: Deployment):  # type: ignore[no-untyped-def]
         from gateway.hotpath.health import DeploymentHealth
 

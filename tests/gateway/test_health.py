@@ -434,3 +434,20 @@ def test_the_health_tasks_are_on_the_beat_schedule() -> None:
     schedule = {entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     for task in (tasks.deployment_health_alerts, tasks.deployment_health_checks):
         assert schedule[task.name] > 0
+
+
+def test_a_process_new_to_a_deployment_respects_a_circuit_another_opened() -> None:
+    """watch(): the first request of a process on a deployment already reads the shared
+    circuit (no request of its own has to fail first)."""
+    async def run() -> None:
+        async with _processes(2) as (a, b):
+            d = _deployment()
+            _seen(d, a)
+            for _ in range(FAST.failures):
+                _attempt(a, d, "fail", error="503 upstream_error")
+            await a.sync()
+            await b.watch((d,))
+            assert not b.usable(d) and b.health(d).state == "open"
+            await b.watch((d,))  # known now: nothing to read
+
+    asyncio.run(run())
