@@ -64,7 +64,7 @@ def _upstream(fault: str, extra: str = "") -> str:
 @pytest.fixture(scope="module")
 def groups(django_db_blocker, fake_models) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """The module's model groups; each deployment "a" or "b" has its own named fault."""
-    from gateway.catalog.models import Deployment, Model, Provider
+    from gateway.catalog.models import Deployment, Model, ModelFallback, Provider
 
     specs: dict[str, tuple[str, dict[str, Any], list[tuple[str, str, dict[str, Any]]]]] = {
         "two": ("weighted", {}, [("a", _upstream("two-a"), {}), ("b", _upstream("two-b"), {})]),
@@ -80,6 +80,10 @@ def groups(django_db_blocker, fake_models) -> dict[str, str]:  # type: ignore[no
         "pricey": ("priority", {}, [("a", _upstream("pricey-a"), {"priority": 0, "price": "1000"}),
                                     ("b", _upstream("pricey-b"), {"priority": 1, "price": "1000"})]),
         "down": ("priority", {}, [("a", _upstream("down-a"), {}), ("b", _upstream("down-b"), {})]),
+        "slow": ("priority", {}, [("a", _upstream("slow-a"), {"priority": 0, "first_byte_timeout": 0.5}),
+                                  ("b", _upstream("slow-b"), {"priority": 1})]),
+        "chain": ("priority", {}, [("only", _upstream("chain"), {})]),
+        "narrow": ("priority", {}, [("only", _upstream("narrow"), {})]),
     }
     with django_db_blocker.unblock():
         provider = Provider.objects.get(name="fake")
@@ -92,6 +96,9 @@ def groups(django_db_blocker, fake_models) -> dict[str, str]:  # type: ignore[no
         small = Model.objects.get(public_name=_name("small"))
         small.context_window_fallback = Model.objects.get(public_name=_name("large"))
         small.save()
+        # the chain group falls back to the demo's Anthropic-format group: a fallback across formats
+        ModelFallback.objects.create(model=Model.objects.get(public_name=_name("chain")),
+                                     fallback=Model.objects.get(public_name="fake-anthropic"), position=0)
     time.sleep(1.2)  # each gateway re-reads the catalog at most once a second
     return {suffix: _name(suffix) for suffix in specs}
 
@@ -339,3 +346,67 @@ def test_override_headers_bound_the_attempts_and_name_fallbacks(gateways, groups
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "model_not_found"
     finally:
         _fault(fake_provider_url, "prio-a", None)
+
+
+def test_a_first_byte_timeout_fails_over_to_the_next_deployment(gateways, groups, secret, fake_provider_url):  # type: ignore[no-untyped-def]
+    _fault(fake_provider_url, "slow-a", {"latency_ms": 3000})  # a's first_byte_timeout is 0.5 s
+    try:
+        response = _chat(gateways[0], secret, groups["slow"])
+        streamed = _chat(gateways[0], secret, groups["slow"], stream=True)
+    finally:
+        _fault(fake_provider_url, "slow-a", None)
+    for answer in (response, streamed):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-aiproxy-deployment"] == f"{groups['slow']}/b"
+        assert answer.headers["x-aiproxy-attempts"] == "2"
+
+
+def test_a_request_timeout_header_shortens_the_wait(gateways, groups, secret, fake_provider_url):  # type: ignore[no-untyped-def]
+    _fault(fake_provider_url, "prio-a", {"latency_ms": 3000})
+    try:
+        response = httpx.post(f"{gateways[0]}/v1/chat/completions", timeout=30,
+                              headers={"authorization": f"Bearer {secret}", "x-aiproxy-timeout": "first_byte=0.5"},
+                              json={"model": groups["prio"], "messages": HI})
+    finally:
+        _fault(fake_provider_url, "prio-a", None)
+    assert response.status_code == 200
+    assert response.headers["x-aiproxy-deployment"] == f"{groups['prio']}/b"  # a did not answer within 0.5 s
+    bad = httpx.post(f"{gateways[0]}/v1/messages", timeout=30,
+                     headers={"x-api-key": secret, "anthropic-version": "2023-06-01", "x-aiproxy-timeout": "soon"},
+                     json={"model": groups["prio"], "max_tokens": 10, "messages": HI})
+    assert bad.status_code == 400 and bad.json()["type"] == "error"  # Anthropic's error format
+    assert "x-aiproxy-timeout" in bad.json()["error"]["message"]
+
+
+def test_the_fallback_chain_crosses_api_formats(gateways, groups, secret, fake_provider_url):  # type: ignore[no-untyped-def]
+    _fault(fake_provider_url, "chain", {"status": 503})
+    try:
+        client = openai_client(gateways[0], secret)
+        raw = client.chat.completions.with_raw_response.create(model=groups["chain"], messages=HI)
+        streamed = client.chat.completions.with_raw_response.create(model=groups["chain"], messages=HI, stream=True)
+        chunks = list(streamed.parse())
+    finally:
+        _fault(fake_provider_url, "chain", None)
+    assert raw.headers["x-aiproxy-deployment"].startswith("fake-anthropic/")  # an Anthropic upstream, translated
+    answer = raw.parse()
+    assert answer.choices[0].message.content and answer.model == groups["chain"]  # the name the client asked for
+    assert streamed.headers["x-aiproxy-deployment"].startswith("fake-anthropic/")
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def test_a_key_limited_to_some_groups_cannot_route_to_others(gateways, groups, django_db_blocker, make_workspace):  # type: ignore[no-untyped-def]
+    with django_db_blocker.unblock():
+        workspace = make_workspace()
+        _uncached(workspace)
+        _, key_secret = api_key_create(workspace=workspace, name="narrow", allowed_models=[groups["narrow"]])
+    client = openai_client(gateways[0], key_secret)
+    assert client.chat.completions.create(model=groups["narrow"], messages=HI).choices[0].message.content
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model=groups["prio"], messages=HI)
+    assert caught.value.code == "model_not_found"
+    assert [m.id for m in client.models.list()] == [groups["narrow"]]
+    # a fallback named in the header is held to the same list
+    response = httpx.post(f"{gateways[0]}/v1/chat/completions", timeout=30,
+                          headers={"authorization": f"Bearer {key_secret}", "x-aiproxy-fallbacks": groups["prio"]},
+                          json={"model": groups["narrow"], "messages": HI})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"

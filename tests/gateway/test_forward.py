@@ -225,3 +225,82 @@ def test_a_retry_after_past_the_deadline_is_not_waited_for() -> None:
         return await route.next()
 
     assert asyncio.run(walk()) is None
+
+
+# --- attempts_run: what each upstream answer leads to ------------------------------------------------
+
+class Recorded:
+    """The parts of a request context attempts_run touches."""
+
+    def __init__(self) -> None:
+        from gateway.hotpath.record import UsageRecord
+
+        self.ended: list[tuple[int, str]] = []
+        board = Board()
+        board.begin = lambda d: None  # type: ignore[attr-defined]
+        board.end = lambda d, outcome, **_: self.ended.append((d.deployment_id, outcome))  # type: ignore[attr-defined]
+        self.state = type("State", (), {"board": board})()
+        self.event = UsageRecord(schema="s", key_id=1, key_name="k", endpoint="chat.completions")
+
+
+def _run(route: Route, answers: dict[int, GatewayError | str], prepare_fails: set[int] | None = None):  # type: ignore[no-untyped-def]
+    from gateway.hotpath.forward import attempts_run
+
+    ctx = Recorded()
+
+    def prepare(deployment: Deployment) -> int:
+        if prepare_fails and deployment.deployment_id in prepare_fails:
+            raise GatewayError(400, "no", code="unsupported_parameter")
+        return deployment.deployment_id
+
+    async def call(deployment: Deployment, prepared: int) -> str:
+        answer = answers[prepared]
+        if isinstance(answer, GatewayError):
+            raise answer
+        return answer
+
+    result = asyncio.run(attempts_run(ctx, route, prepare, call, None))  # type: ignore[arg-type]
+    return ctx, result
+
+
+def test_a_content_policy_refusal_goes_to_the_groups_content_policy_fallback() -> None:
+    catalog = {"a": _group("a", 1, content_policy_fallback="safe"), "safe": _group("safe", 2)}
+    ctx, (deployment, _, answer, served, _) = _run(
+        _route(catalog, "a"), {1: _error(400, "content_policy_violation"), 2: "answered"})
+    assert (deployment.deployment_id, answer) == (2, "answered")
+    assert dict(served)[b"x-aiproxy-deployment"] == b"safe/d2" and dict(served)[b"x-aiproxy-attempts"] == b"2"
+    assert ctx.ended == [(1, "ok")]  # a refusal is an answer: no mark against the deployment's health
+    assert ctx.event.attempt_log == "1 a/d1 400 content_policy_violation; 2 safe/d2 ok"
+
+
+def test_without_a_content_policy_fallback_the_refusal_goes_to_the_client() -> None:
+    catalog = {"a": _group("a", 1, 2)}
+    with pytest.raises(GatewayError) as caught:
+        _run(_route(catalog, "a"), {1: _error(400, "content_policy_violation"), 2: "never"})
+    assert caught.value.code == "content_policy_violation"
+
+
+def test_an_upstream_context_overflow_goes_to_the_context_fallback() -> None:
+    catalog = {"a": _group("a", 1, context_fallback="wide"), "wide": _group("wide", 2)}
+    _, (deployment, _, _, _, _) = _run(_route(catalog, "a"), {1: _error(400, "context_length_exceeded"), 2: "ok"})
+    assert deployment.deployment_id == 2
+
+
+def test_the_requests_own_fault_is_not_retried() -> None:
+    catalog = {"a": _group("a", 1, 2)}
+    with pytest.raises(GatewayError) as caught:
+        _run(_route(catalog, "a"), {1: _error(400, "invalid_value"), 2: "never"})
+    assert caught.value.status == 400
+
+
+def test_a_fallback_that_cannot_take_the_request_is_skipped_and_not_the_error_returned() -> None:
+    catalog = {"a": _group("a", 1, fallbacks=("other", "last")), "other": _group("other", 2), "last": _group("last", 3)}
+    ctx, (deployment, _, _, _, _) = _run(_route(catalog, "a", max_attempts=2),
+                                         {1: _error(503), 2: "never", 3: "answered"}, prepare_fails={2})
+    assert deployment.deployment_id == 3
+    assert ctx.event.attempts == 2  # the skipped one was never called: not an attempt
+    assert "2 other/d2 skipped unsupported_parameter" in ctx.event.attempt_log
+    catalog = {"a": _group("a", 1, fallbacks=("other",)), "other": _group("other", 2)}
+    with pytest.raises(GatewayError) as caught:
+        _run(_route(catalog, "a", max_attempts=1), {1: _error(503), 2: "never"}, prepare_fails={2})
+    assert caught.value.status == 503  # the client gets the upstream's error, not the skipped fallback's 400
