@@ -230,8 +230,9 @@ class Route:
         if self.last_error is not None:
             return self.last_error
         return GatewayError(
-            503, f"No deployment of model '{self.group.name}' is available right now (each is failing and its circuit "
-            "is open); the request was not sent. Try again shortly.", type="api_error", code="deployments_unavailable",
+            503, f"No deployment of model '{self.group.name}' can take the request right now: each has its circuit open "
+            "(it is failing) or is at its rate or concurrency limit. The request was not sent; try again shortly.",
+            type="api_error", code="deployments_unavailable",
             headers={"retry-after": "5"})
 
     def log(self) -> str:
