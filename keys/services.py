@@ -13,6 +13,7 @@ from django_tenants.utils import schema_context
 
 from gateway.catalog.publish import redis_sync
 from gateway.hotpath.directory import KeyRecord
+from gateway.hotpath.forward import MAX_ATTEMPTS_CAP
 from gateway.hotpath.key_policy import KeyPolicy
 from gateway.hotpath.redis_keys import key_record_key
 from tenants.models import KeyIndex, Workspace
@@ -26,7 +27,8 @@ PREFIX_VISIBLE = 12
 
 def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
     """The limits, budgets and quota the gateway enforces for this key, as published in
-    its hot record: the key's own, its creator's (as a member) and the workspace's."""
+    its hot record: the key's own, its creator's (as a member) and the workspace's, with the
+    workspace's routing bounds (only where they differ from the defaults, to keep it small)."""
     from billing.models import Plan
     from tenants.models import Membership
 
@@ -47,6 +49,10 @@ def key_policy(workspace: Workspace, key: ApiKey) -> dict[str, Any]:
         shared["quota"] = plan.monthly_request_quota
     if workspace.limits_fail_open:
         shared["fail_open"] = True
+    if workspace.routing_max_attempts < MAX_ATTEMPTS_CAP:
+        shared["max_attempts"] = workspace.routing_max_attempts
+    if not workspace.routing_overrides:
+        shared["overrides"] = False
     cache = key_cache_policy(workspace, key)
     if cache is not None:
         policy["cache"] = cache

@@ -1,5 +1,5 @@
 """Management API for the current workspace's settings (limits, budget, alert recipients,
-response cache) and for clearing its response cache."""
+response cache, routing bounds) and for clearing its response cache."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ SETTINGS_FIELDS = [
     "cache_semantic",
     "cache_semantic_threshold",
     "cache_max_mb",
+    "routing_max_attempts",
+    "routing_overrides",
 ]
 FREE_PLAN_CODE = "free"
 
@@ -55,7 +57,7 @@ class WorkspaceSettingsSerializer(PolicySerializer):
 
 
 class WorkspaceSettingsUpdateSerializer(PolicySerializer):
-    """The workspace's limits, budget, alert recipients and response cache (send only what changes)."""
+    """The workspace's limits, budget, alert recipients, response cache and routing bounds (send only what changes)."""
 
     budget_alert_recipients = RecipientsField(allow_blank=True, required=False)
 
@@ -86,7 +88,7 @@ class CacheClearedSerializer(serializers.Serializer):
 
 class WorkspaceSettingsView(ManagementApiView):
     @extend_schema(
-        responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget, alert and cache settings"
+        responses=WorkspaceSettingsSerializer, summary="The workspace's limits, budget, alert, cache and routing settings"
     )
     def get(self, request: Request) -> Response:
         return Response(WorkspaceSettingsSerializer(request._request.workspace).data)
@@ -94,7 +96,7 @@ class WorkspaceSettingsView(ManagementApiView):
     @extend_schema(
         request=WorkspaceSettingsUpdateSerializer,
         responses=WorkspaceSettingsSerializer,
-        summary="Set the workspace's limits, budget, alert and cache settings (owners and admins)",
+        summary="Set the workspace's limits, budget, alert, cache and routing settings (owners and admins)",
     )
     def patch(self, request: Request) -> Response:
         api_admin_required(request, "Only the workspace's owners and admins can change its settings.")

@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.validators import validate_email
 from django.http import HttpRequest
 
+from gateway.hotpath.forward import MAX_ATTEMPTS_CAP
 from keys.forms import DB_INT_MAX, SpendPolicyForm
 
 from .models import Workspace
@@ -41,7 +42,10 @@ class AdminTokenForm(forms.Form):
 
 
 class WorkspaceSettingsForm(SpendPolicyForm):
-    """The workspace's own limits and budget, plus who gets budget alerts."""
+    """The workspace's own limits and budget, who gets budget alerts, its response cache and
+    its routing bounds (the page shows them under their own heading, from ROUTING_FIELDS on)."""
+
+    ROUTING_FIELDS = ("routing_max_attempts", "routing_overrides")
 
     budget_alert_recipients = forms.CharField(
         label="Extra alert recipients", required=False, widget=forms.Textarea(attrs={"rows": 3}),
@@ -68,8 +72,21 @@ class WorkspaceSettingsForm(SpendPolicyForm):
         help_text="For the exact and the semantic cache each; above it, the oldest answers are evicted every few "
                   f"minutes. Empty: {CACHE_MAX_MB_DEFAULT} MB.")
 
+    routing_max_attempts = forms.IntegerField(
+        label="Most attempts per request", min_value=1, max_value=MAX_ATTEMPTS_CAP, required=False,
+        help_text="Tries of one request over its model group's deployments and fallbacks, whatever the group or "
+                  f"the request's x-aiproxy-max-attempts header asks for. Empty: {MAX_ATTEMPTS_CAP}, no bound of "
+                  "the workspace's own.")
+    routing_overrides = forms.BooleanField(
+        label="Let requests choose their fallbacks and attempts", required=False,
+        help_text="With the x-aiproxy-fallbacks and x-aiproxy-max-attempts headers. Off: a request sending them is "
+                  "refused (400). x-aiproxy-timeout is always allowed, as it can only shorten timeouts.")
+
     def clean_cache_max_mb(self) -> int:
         return self.cleaned_data["cache_max_mb"] or CACHE_MAX_MB_DEFAULT
+
+    def clean_routing_max_attempts(self) -> int:
+        return self.cleaned_data["routing_max_attempts"] or MAX_ATTEMPTS_CAP
 
     def clean_budget_alert_recipients(self) -> str:
         emails = [line.strip() for line in self.cleaned_data["budget_alert_recipients"].replace(",", "\n").splitlines()

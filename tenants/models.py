@@ -6,6 +6,7 @@ from django.db import models
 from django_tenants.models import DomainMixin, TenantMixin
 
 from gateway.catalog.policy import RateLimits, SpendPolicy
+from gateway.hotpath.forward import MAX_ATTEMPTS_CAP
 
 
 class Workspace(TenantMixin, SpendPolicy):
@@ -35,6 +36,15 @@ class Workspace(TenantMixin, SpendPolicy):
     cache_max_mb = models.PositiveIntegerField(
         default=100, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)],
         help_text="Size cap of the workspace's cached answers (exact and semantic each); the oldest go first.",
+    )
+    # routing: bounds on what a model group or a request's x-aiproxy-* headers ask for
+    routing_max_attempts = models.PositiveSmallIntegerField(
+        default=MAX_ATTEMPTS_CAP, validators=[MinValueValidator(1), MaxValueValidator(MAX_ATTEMPTS_CAP)],
+        help_text=f"The most attempts one request may make, whatever its model group or x-aiproxy-max-attempts "
+                  f"asks for (1-{MAX_ATTEMPTS_CAP}; {MAX_ATTEMPTS_CAP}: no bound beyond the gateway's).",
+    )
+    routing_overrides = models.BooleanField(
+        default=True, help_text="Requests may send x-aiproxy-fallbacks and x-aiproxy-max-attempts (off: a 400).",
     )
 
     auto_create_schema = True

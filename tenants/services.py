@@ -130,7 +130,8 @@ def public_domain_ensure() -> None:
 WORKSPACE_POLICY_FIELDS = ("rpm_limit", "tpm_limit", "budget_amount", "budget_period", "budget_hard",
                            "budget_alert_thresholds", "budget_alert_recipients", "limits_fail_open", "plan",
                            "cache_enabled", "cache_ttl_seconds", "cache_scope", "cache_nondeterministic",
-                           "cache_semantic", "cache_semantic_threshold", "cache_max_mb")
+                           "cache_semantic", "cache_semantic_threshold", "cache_max_mb", "routing_max_attempts",
+                           "routing_overrides")
 
 
 def workspace_policy_update(*, workspace: Workspace, **fields: object) -> Workspace:

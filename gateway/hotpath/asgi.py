@@ -32,7 +32,7 @@ from .context import RequestContext, respond
 from .directory import Deployment, KeyRecord, ModelGroup
 from .errors import GatewayError, invalid_request, not_found
 from .exchange import AnthropicNative, Exchange, OpenAINative, Translated
-from .forward import Route, attempts_run, forward, overrides_parse
+from .forward import Route, attempts_bound, attempts_run, forward, overrides_check, overrides_parse
 from .inbound import InboundApi, InboundChat, inbound_for
 from .inbound import anthropic as anthropic_inbound
 from .limits import DEFAULT_MAX_OUTPUT_TOKENS, Reservation, limits_reserve, needs_cost_estimate
@@ -239,11 +239,11 @@ async def _route(state: GatewayState, key: KeyRecord, model: str, overrides: Any
     catalog = await state.directory.catalog()
     group = route_group(catalog, model, key)
     await state.board.watch(group.deployments)
-    max_attempts = group.max_attempts
+    overrides_check(overrides, allowed=key.policy.overrides_allowed)
+    max_attempts = attempts_bound(group.max_attempts, overrides.max_attempts if overrides else None,
+                                  key.policy.max_attempts_cap)
     fallbacks = list(group.fallbacks)
     if overrides is not None:
-        if overrides.max_attempts is not None:
-            max_attempts = overrides.max_attempts
         if overrides.fallbacks is not None:
             for name in overrides.fallbacks:
                 route_group(catalog, name, key)  # a name the key cannot use is a 404, as in `model`

@@ -89,6 +89,25 @@ def overrides_parse(headers: dict[bytes, bytes]) -> Overrides | None:
     return out
 
 
+def overrides_check(overrides: Overrides | None, *, allowed: bool) -> None:
+    """Refuse x-aiproxy-fallbacks and x-aiproxy-max-attempts when the workspace turned them
+    off (a 400, so the client learns why its header had no effect); x-aiproxy-timeout stays
+    allowed, as it can only shorten the operator's timeouts."""
+    if allowed or overrides is None:
+        return
+    for header, value in (("x-aiproxy-fallbacks", overrides.fallbacks), ("x-aiproxy-max-attempts", overrides.max_attempts)):
+        if value is not None:
+            raise invalid_request(f"The {header} header is not allowed: this workspace turned routing overrides off.",
+                                  code="overrides_not_allowed")
+
+
+def attempts_bound(group_max: int, requested: int | None, cap: int | None) -> int:
+    """A request's attempts: what it asked for in x-aiproxy-max-attempts, else its group's
+    setting, never more than the workspace's cap (None: no cap of the workspace's)."""
+    wanted = group_max if requested is None else requested
+    return wanted if cap is None else min(wanted, cap)
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)

@@ -1,6 +1,6 @@
 """What the gateway enforces for an API key, typed: its own rate limits and budget, its
-creator's limits as a member, the workspace's limits, budget and plan quota, the response
-cache settings, and the model groups it may call.
+creator's limits as a member, the workspace's limits, budget, plan quota and routing bounds,
+the response cache settings, and the model groups it may call.
 
 The keys app builds the policy (keys.services.key_policy) and publishes it as JSON inside
 the key's hot record; the Directory parses it once per record read (every KEY_TTL at
@@ -87,17 +87,24 @@ class MemberLimits(LimitScope):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkspacePolicy(LimitScope):
     """The workspace's limits and budget, shared by all its keys, and its plan's quota.
-    `fail_open`: serve without limits when they cannot be checked, even with a hard budget."""
+    `fail_open`: serve without limits when they cannot be checked, even with a hard budget.
+    `max_attempts` bounds a request's attempts whatever its group or headers ask (None: no
+    bound of the workspace's own); `overrides`: whether requests may send
+    x-aiproxy-fallbacks and x-aiproxy-max-attempts. The wire form carries them only when
+    they differ from these defaults, so older records load as they always did."""
 
     quota: int | None = None  # requests a month
     fail_open: bool = False
+    max_attempts: int | None = None
+    overrides: bool = True
 
     @classmethod
     def from_wire(cls, data: Mapping[str, Any] | None) -> WorkspacePolicy | None:
         if not data:
             return None
         return cls(rpm=_count(data.get("rpm")), tpm=_count(data.get("tpm")), budget=BudgetPolicy.from_wire(data.get("budget")),
-                   quota=_count(data.get("quota")), fail_open=bool(data.get("fail_open")))
+                   quota=_count(data.get("quota")), fail_open=bool(data.get("fail_open")),
+                   max_attempts=_count(data.get("max_attempts")), overrides=bool(data.get("overrides", True)))
 
     def to_wire(self) -> dict[str, Any]:
         out = LimitScope.to_wire(self)
@@ -105,6 +112,10 @@ class WorkspacePolicy(LimitScope):
             out["quota"] = self.quota
         if self.fail_open:
             out["fail_open"] = True
+        if self.max_attempts is not None:
+            out["max_attempts"] = self.max_attempts
+        if not self.overrides:
+            out["overrides"] = False
         return out
 
 
@@ -177,6 +188,16 @@ class KeyPolicy:
         """Whether the key's or the workspace's budget refuses requests that could pass it."""
         return any(scope is not None and scope.budget is not None and scope.budget.hard
                    for scope in (self.key, self.workspace))
+
+    @property
+    def max_attempts_cap(self) -> int | None:
+        """The most attempts a request may make, set by the workspace (None: no bound of its own)."""
+        return None if self.workspace is None else self.workspace.max_attempts
+
+    @property
+    def overrides_allowed(self) -> bool:
+        """Whether requests may send x-aiproxy-fallbacks and x-aiproxy-max-attempts."""
+        return self.workspace is None or self.workspace.overrides
 
     def model_allowed(self, group: str) -> bool:
         """Whether the key may call this model group."""

@@ -15,7 +15,9 @@ from gateway.hotpath.errors import GatewayError
 from gateway.hotpath.forward import (
     MAX_ATTEMPTS_CAP,
     Route,
+    attempts_bound,
     failover_worthy,
+    overrides_check,
     overrides_parse,
     timeouts_apply,
 )
@@ -77,6 +79,25 @@ def test_override_headers_parse() -> None:
     assert parsed.timeouts == Timeouts(connect=1.5, first_byte=3.0, total=20.0)
     bare = overrides_parse({b"x-aiproxy-timeout": b"30"})
     assert bare is not None and bare.timeouts == Timeouts(total=30.0)
+
+
+def test_the_workspace_cap_bounds_the_groups_and_the_headers_attempts() -> None:
+    assert attempts_bound(3, None, None) == 3, "no cap: the group's setting"
+    assert attempts_bound(3, 7, None) == 7, "no cap: the header's"
+    assert attempts_bound(5, None, 2) == 2 and attempts_bound(3, 8, 4) == 4, "never above the workspace's cap"
+    assert attempts_bound(3, 1, 4) == 1 and attempts_bound(2, None, 4) == 2, "a cap above what is asked changes nothing"
+
+
+def test_override_headers_are_refused_when_the_workspace_turned_them_off() -> None:
+    for name, value in ((b"x-aiproxy-fallbacks", b"a"), (b"x-aiproxy-max-attempts", b"2")):
+        sent = overrides_parse({name: value})
+        overrides_check(sent, allowed=True)
+        with pytest.raises(GatewayError) as refused:
+            overrides_check(sent, allowed=False)
+        assert refused.value.status == 400 and refused.value.code == "overrides_not_allowed"
+        assert name.decode() in refused.value.message and "workspace" in refused.value.message
+    overrides_check(overrides_parse({b"x-aiproxy-timeout": b"5"}), allowed=False)  # it can only shorten timeouts
+    overrides_check(None, allowed=False)
 
 
 @pytest.mark.parametrize("name,value", [

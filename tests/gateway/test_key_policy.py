@@ -70,3 +70,13 @@ def test_limits_apply_from_the_key_its_member_and_its_workspace_in_order() -> No
     ]
     assert [budget[:2] for budget in scopes.budgets] == [("key 'ci'", "key:ws_three:7"), ("workspace", "ws:3")]
     assert policy.hard_budget, "the workspace's budget is hard, the key's is not"
+
+
+def test_the_workspaces_routing_bounds_read_from_the_record_and_default_when_absent() -> None:
+    bounded = KeyPolicy.from_wire({"workspace": {"max_attempts": 2, "overrides": False}})
+    assert bounded.max_attempts_cap == 2 and not bounded.overrides_allowed
+    assert bounded.to_wire() == {"workspace": {"max_attempts": 2, "overrides": False}}
+    for older in (KeyPolicy.from_wire(PUBLISHED), KeyPolicy.from_wire({}), KeyPolicy.from_wire({"workspace": {"rpm": 5}})):
+        assert older.max_attempts_cap is None and older.overrides_allowed, "a record without them: no bound"
+        assert "max_attempts" not in older.to_wire().get("workspace", {})
+        assert "overrides" not in older.to_wire().get("workspace", {})
