@@ -42,6 +42,18 @@ pair's "overhead" is what the host's noise alone makes of a difference.
            core) against the provider directly: TTFB overhead, and none dropped; the bare
            proxy with 2 workers on the same load
 
+Routing and failover (issue 16), in the same run:
+  routing  the gateway is measured twice in the interleaved rounds: as `gateway` on
+           fake-openai (one deployment) and as `gateway-three` on bench-three (three
+           healthy deployments of the same upstream model, least_busy), the same process
+           in back-to-back slices. Three minus one, the median over the rounds of
+           open500's CPU per request, is what routing costs; the budget is 0.05 ms
+  failover benchmarks/failover.py at 200 requests/s for 20 s (--failover-seconds) on
+           demo-failover-bench (priority: "a" 30 % 503s, then dead at the midpoint; "b"
+           healthy), after the same run with the fault unset: client-visible errors
+           (target 0) and the latency added over that baseline. --skip-failover skips it;
+           the smoke run does 2 s at 50 requests/s
+
 Before and after, benchmarks/steadiness.py runs a plain busy loop on each CPU for 10 s and
 records how often the VM ran it slow (a shared host: episodes of 100 ms to 1 s at 6-40 %
 of the usual speed, every 0.5-1.5 s on this machine). Those episodes, not the targets,
@@ -391,12 +403,17 @@ def failover_load(gateway: Target, fake_port: int, *, rate: float, seconds: floa
            "--rate", f"{rate:g}", "--seconds", f"{seconds:g}"]
     if not faulted:
         cmd.append("--no-fault")
+    cpu0 = gateway.cpu_s()
     proc = spawn(cmd, CLIENT_CPU, capture=True)
     try:
         out, _ = proc.communicate(timeout=seconds + 120)
     finally:
         stop(proc)
-    return json.loads(out)  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out)
+    cpu = gateway.cpu_s() - cpu0  # tells a gateway that worked harder from a host that stalled it
+    result["gateway_cpu_s"] = round(cpu, 2)
+    result["gateway_cpu_ms_per_req"] = round(cpu * 1000 / result["requests"], 3) if result["requests"] else None
+    return result
 
 
 def failover_run(gateway: Target, fake_port: int, *, rate: float, seconds: float) -> dict[str, Any]:
