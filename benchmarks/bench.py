@@ -369,11 +369,15 @@ def routing_groups_ensure() -> None:
       every request meets the failing deployment first (weighted would send half the
       traffic straight to the healthy one and hide half the fault).
 
-    A group kept from an earlier run (--keep-db, a kept data directory) is left as it is."""
+    A group kept from an earlier run (the data directory is kept) is left as it is, but
+    its deployments' health is forgotten: a circuit the last failover run left open would
+    send the next baseline to "b"."""
+    import redis
     from django.db import transaction
 
     from gateway.catalog.demo import CONTEXT_WINDOW, FAKE_MODELS
     from gateway.catalog.models import Deployment, Model, Provider
+    from gateway.hotpath.redis_keys import deployment_health_key, deployment_probe_key
 
     spec = next(m for m in FAKE_MODELS if m.public_name == MODEL)
     provider = Provider.objects.get(name=spec.provider_name)
@@ -392,6 +396,9 @@ def routing_groups_ensure() -> None:
                 Deployment.objects.create(group=group, provider=provider, name=label, upstream_name=upstream,
                                           priority=priority, input_price_per_mtok=spec.input_price,
                                           output_price_per_mtok=spec.output_price)
+    ids = Deployment.objects.filter(group__public_name__in=groups).values_list("pk", flat=True)
+    keys = [key for pk in ids for key in (deployment_health_key(pk), deployment_probe_key(pk))]
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*keys)
 
 
 def failover_load(gateway: Target, fake_port: int, *, rate: float, seconds: float, faulted: bool) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def test_bench_smoke_answers_every_request_and_records_its_usage() -> None:
     failover = report["failover"]
     assert failover["requests"] == failover["baseline"]["requests"] == 100
     assert set(failover["added_latency_ms"]) == {"p50", "p99"}
-    assert set(failover["failover"]["deployments"]) <= {"a", "b"}  # answered by the group's deployments
+    assert set(failover["failover"]["deployments"]) <= {"demo-failover-bench/a", "demo-failover-bench/b"}
     assert set(report["targets"]) >= {"routing_cpu_3_deployments", "failover_errors"}
     probe = report["host"]["steadiness"]["before"]  # the host probe ran on both CPUs
     assert probe["cpu0"]["windows"] > 0 and probe["cpu1"]["windows"] > 0
