@@ -42,6 +42,18 @@ pair's "overhead" is what the host's noise alone makes of a difference.
            core) against the provider directly: TTFB overhead, and none dropped; the bare
            proxy with 2 workers on the same load
 
+Routing and failover (issue 16), in the same run:
+  routing  the gateway is measured twice in the interleaved rounds: as `gateway` on
+           fake-openai (one deployment) and as `gateway-three` on bench-three (three
+           healthy deployments of the same upstream model, least_busy), the same process
+           in back-to-back slices. Three minus one, the median over the rounds of
+           open500's CPU per request, is what routing costs; the budget is 0.05 ms
+  failover benchmarks/failover.py at 200 requests/s for 20 s (--failover-seconds) on
+           demo-failover-bench (priority: "a" 30 % 503s, then dead at the midpoint; "b"
+           healthy), after the same run with the fault unset: client-visible errors
+           (target 0) and the latency added over that baseline. --skip-failover skips it;
+           the smoke run does 2 s at 50 requests/s
+
 Before and after, benchmarks/steadiness.py runs a plain busy loop on each CPU for 10 s and
 records how often the VM ran it slow (a shared host: episodes of 100 ms to 1 s at 6-40 %
 of the usual speed, every 0.5-1.5 s on this machine). Those episodes, not the targets,
@@ -60,6 +72,7 @@ import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -74,6 +87,7 @@ os.environ.setdefault("AIPROXY_DATA_DIR", str(ROOT / ".aiproxy" / "bench"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiproxy_site.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
+from benchmarks import failover  # noqa: E402
 from benchmarks.harness import (  # noqa: E402
     CLIENT_CPU,
     PY,
@@ -100,6 +114,10 @@ from benchmarks.steadiness import describe as steadiness_describe  # noqa: E402
 from benchmarks.steadiness import probe as steadiness_probe  # noqa: E402
 
 MODEL = "fake-openai"
+THREE_MODEL = "bench-three"  # three healthy deployments, least_busy (routing_groups_ensure)
+FAILOVER_MODEL = "demo-failover-bench"  # a flaky-then-dead deployment and a healthy one, priority
+THREE = "gateway-three"  # the gateway process measured again, on THREE_MODEL
+ROUTING_BUDGET_MS = 0.05  # issue 16: routing among 3 deployments adds at most this CPU per request
 RESULTS = ROOT / "benchmarks" / "results" / "latest.json"
 LITELLM_KEY = "sk-bench-litellm-master"
 LADDER = [10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400,
@@ -117,9 +135,17 @@ class Target:
     """One thing to send load at: its URL, how to start it, and its key."""
 
     def __init__(self, name: str, port: int, key: str | None, command: list[str] | None,
-                 env: dict[str, str] | None = None, cpu: int | None = SERVER_CPU) -> None:
+                 env: dict[str, str] | None = None, cpu: int | None = SERVER_CPU, model: str = MODEL,
+                 host: Target | None = None) -> None:
         self.name, self.port, self.key, self.command, self.env, self.cpu = name, port, key, command, env, cpu
+        self.model = model
+        self.host = host  # another target's process, measured again with this target's model
         self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The process whose CPU and memory this target's runs are charged to."""
+        return self.host.proc if self.host is not None else self.proc
 
     @property
     def url(self) -> str:
@@ -141,13 +167,13 @@ class Target:
             self.proc = None
 
     def cpu_s(self) -> float:
-        return cpu_seconds(self.proc.pid) if self.proc else 0.0
+        return cpu_seconds(self.process.pid) if self.process else 0.0
 
     def rss(self) -> dict[str, Any]:
-        return peak_rss_mb(self.proc.pid) if self.proc else {}
+        return peak_rss_mb(self.process.pid) if self.process else {}
 
 
-def body_for(stream: bool, slow: bool = False, chunk_ms: float = 50.0) -> str:
+def body_for(stream: bool, slow: bool = False, chunk_ms: float = 50.0, model: str = MODEL) -> str:
     """A unique prompt per request ({n}, and a nonce per run) at temperature 0: cacheable,
     and always a miss."""
     text = f"Benchmark {os.urandom(4).hex()} request {{n}}: say hello."
@@ -155,7 +181,7 @@ def body_for(stream: bool, slow: bool = False, chunk_ms: float = 50.0) -> str:
         text = "[[fake:ttft_ms=1000]] [[fake:chunk_ms=1000]] [[fake:words=30]] " + text
     elif stream:
         text = f"[[fake:ttft_ms=50]] [[fake:chunk_ms={chunk_ms:g}]] [[fake:words=20]] " + text
-    body: dict[str, Any] = {"model": MODEL, "temperature": 0, "messages": [{"role": "user", "content": text}]}
+    body: dict[str, Any] = {"model": model, "temperature": 0, "messages": [{"role": "user", "content": text}]}
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
@@ -168,7 +194,7 @@ def load(target: Target, *, concurrency: int | None = None, rate: float | None =
          chunk_ms: float = 50.0) -> dict[str, Any]:
     # a fresh prompt nonce for every run (body_for): a run must never hit an earlier run's cache entries
     cmd = [PY, str(ROOT / "benchmarks" / "loadgen.py"), "--url", target.url,
-           "--body", body or body_for(stream, chunk_ms=chunk_ms),
+           "--body", body or body_for(stream, chunk_ms=chunk_ms, model=target.model),
            "--seconds", str(seconds), "--json", "--grace", str(grace)]
     if samples:
         cmd.append("--samples")
@@ -206,15 +232,15 @@ def measured(target: Target, **kwargs: Any) -> dict[str, Any]:
     result["target_cpu_ms_per_req"] = round(cpu * 1000 / result["ok"], 3) if result["ok"] else None
     result["host_cpu"] = cpu_busy(ticks0, cpu_ticks())
     result["peak_rss_mb"] = target.rss().get("max_process")
-    if target.proc is not None and target.proc.poll() is not None:
-        raise RuntimeError(f"{target.name} exited with {target.proc.returncode}")
+    if target.process is not None and target.process.poll() is not None:
+        raise RuntimeError(f"{target.name} exited with {target.process.returncode}")
     return result
 
 
 def settle(target: Target, limit_s: float = 60.0) -> None:
     """Wait until the target has worked off any backlog (its CPU idle for a second), so
     one run's overload does not spill into the next."""
-    if target.proc is None:
+    if target.process is None:
         return
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
@@ -329,6 +355,132 @@ def ladders(targets: list[Target], p99_limit_ms: float, seconds: float,
     return results
 
 
+# ---------------------------------------------------------------- routing and failover (issue 16)
+
+def routing_groups_ensure() -> None:
+    """The two groups of issue 16's runs, on the fake provider of MODEL with MODEL's
+    upstream model and prices, so the upstream work is the same as MODEL's:
+
+    - THREE_MODEL: three healthy deployments, least_busy: every choice sorts all three by
+      the requests in flight, the live state that changes with every request (the
+      strategies cost within 0.4 µs of each other in benchmarks/routing_cpu.py), and the
+      load spreads over the three, so the health sync carries three deployments;
+    - FAILOVER_MODEL: "a" obeys the named fault bench-a, "b" is healthy; priority, so
+      every request meets the failing deployment first (weighted would send half the
+      traffic straight to the healthy one and hide half the fault).
+
+    A group kept from an earlier run (the data directory is kept) is left as it is, but
+    its deployments' health is forgotten: a circuit the last failover run left open would
+    send the next baseline to "b"."""
+    import redis
+    from django.db import transaction
+
+    from gateway.catalog.demo import CONTEXT_WINDOW, FAKE_MODELS
+    from gateway.catalog.models import Deployment, Model, Provider
+    from gateway.hotpath.redis_keys import deployment_health_key, deployment_probe_key
+
+    spec = next(m for m in FAKE_MODELS if m.public_name == MODEL)
+    provider = Provider.objects.get(name=spec.provider_name)
+    groups = {
+        THREE_MODEL: ("least_busy", [("one", spec.upstream_name, 0), ("two", spec.upstream_name, 0),
+                                     ("three", spec.upstream_name, 0)]),
+        FAILOVER_MODEL: ("priority", [("a", f"{spec.upstream_name}[[fake:fault={failover.FAULT}]]", 0),
+                                      ("b", spec.upstream_name, 1)]),
+    }
+    for name, (strategy, deployments) in groups.items():
+        if Model.objects.filter(public_name=name).exists():
+            continue
+        with transaction.atomic():
+            group = Model.objects.create(public_name=name, strategy=strategy, context_window=CONTEXT_WINDOW)
+            for label, upstream, priority in deployments:
+                Deployment.objects.create(group=group, provider=provider, name=label, upstream_name=upstream,
+                                          priority=priority, input_price_per_mtok=spec.input_price,
+                                          output_price_per_mtok=spec.output_price)
+    ids = Deployment.objects.filter(group__public_name__in=groups).values_list("pk", flat=True)
+    keys = [key for pk in ids for key in (deployment_health_key(pk), deployment_probe_key(pk))]
+    redis.Redis.from_url(os.environ["REDIS_URL"]).delete(*keys)
+
+
+def failover_load(gateway: Target, fake_port: int, *, rate: float, seconds: float, faulted: bool) -> dict[str, Any]:
+    """benchmarks/failover.py against the gateway's FAILOVER_MODEL, pinned to the load's
+    CPU like every load generator here; without `faulted` the group stays healthy (the
+    baseline)."""
+    cmd = [PY, str(ROOT / "benchmarks" / "failover.py"), "--url", f"http://127.0.0.1:{gateway.port}/v1",
+           "--key", gateway.key or "", "--fake-url", f"http://127.0.0.1:{fake_port}", "--model", FAILOVER_MODEL,
+           "--rate", f"{rate:g}", "--seconds", f"{seconds:g}"]
+    if not faulted:
+        cmd.append("--no-fault")
+    cpu0 = gateway.cpu_s()
+    proc = spawn(cmd, CLIENT_CPU, capture=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds + 120)
+    finally:
+        stop(proc)
+    result: dict[str, Any] = json.loads(out)
+    cpu = gateway.cpu_s() - cpu0  # tells a gateway that worked harder from a host that stalled it
+    result["gateway_cpu_s"] = round(cpu, 2)
+    result["gateway_cpu_ms_per_req"] = round(cpu * 1000 / result["requests"], 3) if result["requests"] else None
+    return result
+
+
+def failover_run(gateway: Target, fake_port: int, *, rate: float, seconds: float) -> dict[str, Any]:
+    """The baseline first (the group healthy), then the failover run: after it, deployment
+    a's circuit is open for its cooldown and would skew a baseline."""
+    settle(gateway)
+    baseline = failover_load(gateway, fake_port, rate=rate, seconds=seconds, faulted=False)
+    settle(gateway)
+    run = failover_load(gateway, fake_port, rate=rate, seconds=seconds, faulted=True)
+    return failover_summary(baseline, run)
+
+
+def failover_summary(baseline: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """What issue 16 asks of the failover run: its client-visible errors (target 0) and
+    the latency it added over the healthy baseline of the same length and rate, for the
+    whole run and for each half (a flaky, a dead) against the whole baseline."""
+    def added(latency: dict[str, Any]) -> dict[str, float | None]:
+        return {q: _minus(latency.get(q), baseline["latency_ms"].get(q)) for q in ("p50", "p99")}
+
+    return {
+        "model": run.get("model"), "rate": run.get("rate"), "seconds": run.get("seconds"),
+        "errors": run["errors"], "requests": run["requests"], "error_rate": run["error_rate"],
+        "added_latency_ms": added(run["latency_ms"]),
+        "added_latency_ms_by_phase": {phase: added(half["latency_ms"]) for phase, half in run["phases"].items()},
+        "baseline": baseline, "failover": run,
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 4) if values else None
+
+
+def _cpu_slices(run: dict[str, Any]) -> list[float | None]:
+    """CPU ms per request of each slice of a run (the run itself when it was not sliced)."""
+    if "slices" in run:
+        return [s.get("cpu_ms_per_req") for s in run["slices"]]
+    return [run.get("target_cpu_ms_per_req")]
+
+
+def routing_cpu(tests: dict[str, dict[str, Any]], one: str = "gateway", three: str = THREE) -> dict[str, Any]:
+    """Gateway CPU per request on MODEL (one deployment) and THREE_MODEL (three), same
+    process, same run: per test, each side's median slice and the median of the per-round
+    differences (three minus one; a round's two slices ran back to back, so the host's
+    drift cancels). The figure judged is open500's: the most requests per slice, so the
+    background work (health sync, directory) weighs least on it."""
+    per_test: dict[str, Any] = {}
+    for test in ("single", "open500", "stream"):
+        a, b = tests.get(one, {}).get(test), tests.get(three, {}).get(test)
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            continue
+        ones, threes = _cpu_slices(a), _cpu_slices(b)
+        paired = [round(t - o, 4) for o, t in zip(ones, threes, strict=False) if o is not None and t is not None]
+        per_test[test] = {"one_ms": _median([v for v in ones if v is not None]),
+                          "three_ms": _median([v for v in threes if v is not None]),
+                          "paired_differences_ms": paired, "difference_ms": _median(paired)}
+    headline = per_test.get("open500", {}).get("difference_ms")
+    return {"budget_ms": ROUTING_BUDGET_MS, "judged_test": "open500", "routing_cpu_ms_per_request": headline,
+            "met": headline is not None and headline <= ROUTING_BUDGET_MS, "tests": per_test}
+
+
 # ---------------------------------------------------------------- LiteLLM
 
 def litellm_target(port: int, fake_port: int, workdir: Path, logdir: Path) -> Target:
@@ -406,7 +558,7 @@ def _fmt(v: Any, width: int, digits: int = 1) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     tests = report["tests"]
-    names = [n for n in ("direct", AGAIN, "gateway", "bare", "litellm") if n in tests]
+    names = [n for n in ("direct", AGAIN, "gateway", THREE, "bare", "litellm") if n in tests]
     print("\nlatency in ms; overhead = target minus direct in the same run (TTFB for streams)")
     print(f"{'target':12} {'test':8} {'req/s':>8} {'ok':>7} {'err':>5} {'p50':>7} {'p90':>7} {'p99':>8} {'max':>8} "
           f"{'+p50':>6} {'+p99':>7} {'cpu s':>6} {'cpu ms/req':>10} {'peak RSS MB':>11}")
@@ -427,12 +579,13 @@ def print_table(report: dict[str, Any]) -> None:
         lad = tests[name].get("ladder")
         if isinstance(lad, dict):
             print(f"{name:8} {lad['max_sustainable_rps']:>22.0f}")
+    _print_routing(report)
     ratios = report.get("ratios", {})
     if ratios:
         print("\n" + "; ".join(f"{k} {v}" for k, v in ratios.items()))
     targets = report.get("targets", {})
     if targets:
-        print("\ntargets (issue 6):")
+        print("\ntargets (issues 6 and 16):")
         for name, t in targets.items():
             print(f"  {'MET ' if t['met'] else 'NOT MET'} {name}: {t['measured']} (target {t['target']})")
     steadiness = report.get("host", {}).get("steadiness", {})
@@ -441,6 +594,32 @@ def print_table(report: dict[str, Any]) -> None:
     mem = report.get("memory", {})
     if mem:
         print("\nmemory: " + "; ".join(f"{k} {v}" for k, v in mem.items()))
+
+
+def _print_routing(report: dict[str, Any]) -> None:
+    routing = report.get("routing")
+    if routing and routing["tests"]:
+        print(f"\nrouting: gateway CPU ms per request, {MODEL} (1 deployment) vs {THREE_MODEL} (3, least_busy), "
+              "same process, interleaved")
+        print(f"  {'test':8} {'1 dep':>7} {'3 dep':>7} {'3 - 1 (median of rounds)':>25}  per round")
+        for test, row in routing["tests"].items():
+            print(f"  {test:8} {_fmt(row['one_ms'], 7, 3)} {_fmt(row['three_ms'], 7, 3)} "
+                  f"{_fmt(row['difference_ms'], 25, 3)}  {row['paired_differences_ms']}")
+        print(f"  routing CPU per request ({routing['judged_test']}): {routing['routing_cpu_ms_per_request']} ms, "
+              f"budget {routing['budget_ms']} ms")
+    fo = report.get("failover")
+    if fo:
+        print(f"\nfailover: {fo['model']} at {fo['rate']:g} req/s for {fo['seconds']:g} s (a flaky, then dead), "
+              "against the same run with the group healthy")
+        print(f"  {'run':10} {'requests':>8} {'errors':>6} {'p50':>7} {'p99':>8}  deployments / attempts")
+        rows = [("baseline", fo["baseline"]), ("failover", fo["failover"]),
+                *((f"  {phase}", half) for phase, half in fo["failover"]["phases"].items())]
+        for label, run in rows:
+            print(f"  {label:10} {run['requests']:>8} {run['errors']:>6} {_fmt(run['latency_ms']['p50'], 7)} "
+                  f"{_fmt(run['latency_ms']['p99'], 8)}  {run['deployments']} / {run['attempts']}")
+        added = fo["added_latency_ms"]
+        print(f"  client-visible errors {fo['errors']} of {fo['requests']} (target 0); added latency "
+              f"p50 {added['p50']} ms, p99 {added['p99']} ms")
 
 
 def judge(report: dict[str, Any]) -> None:
@@ -476,6 +655,18 @@ def judge(report: dict[str, Any]) -> None:
             "measured": f"{slow['ok']} of {slow['sent']} completed, +{p99} ms TTFB p99, {slow['errors']} errors",
             "target": "<= 100 ms TTFB p99, none dropped",
             "met": p99 is not None and p99 <= 100 and slow["errors"] == 0 and slow["ok"] == slow["sent"]}
+    routing = report.get("routing") or {}
+    if routing.get("routing_cpu_ms_per_request") is not None:
+        out["routing_cpu_3_deployments"] = {
+            "measured": f"+{routing['routing_cpu_ms_per_request']} ms CPU per request ({routing['judged_test']}, "
+                        f"{THREE_MODEL} minus {MODEL})",
+            "target": f"<= {ROUTING_BUDGET_MS} ms", "met": routing["met"]}
+    fo = report.get("failover")
+    if fo:
+        out["failover_errors"] = {
+            "measured": f"{fo['errors']} of {fo['requests']} requests failed; added p50 "
+                        f"{fo['added_latency_ms']['p50']} ms, p99 {fo['added_latency_ms']['p99']} ms",
+            "target": "0 client-visible errors", "met": fo["errors"] == 0}
     report["ratios"] = ratios
     report["targets"] = out
 
@@ -524,6 +715,10 @@ def main() -> int:
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--skip-slow-streams", action="store_true")
     parser.add_argument("--skip-ladder", action="store_true")
+    parser.add_argument("--skip-failover", action="store_true")
+    parser.add_argument("--failover-seconds", type=float, default=20.0,
+                        help="length of the failover run and of its healthy baseline (at most 120)")
+    parser.add_argument("--failover-rate", type=float, default=200.0, help="requests/s of the failover run")
     parser.add_argument("--smoke", action="store_true",
                         help="a short correctness run (direct, gateway, bare; a few hundred requests): every request "
                              "answered and its usage recorded; exits 1 otherwise. No timing is judged.")
@@ -534,6 +729,8 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help="leave the embedded PostgreSQL and Redis running")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON report (default {RESULTS.relative_to(ROOT)})")
     args = parser.parse_args()
+    if not 0 < args.failover_seconds <= 120 or not 0 < args.failover_rate <= 1000:
+        parser.error("--failover-seconds must be in (0, 120] and --failover-rate in (0, 1000]")
     if len(os.sched_getaffinity(0)) < 2:
         print("needs at least 2 CPUs (targets on CPU 0, fake provider and load on CPU 1)", file=sys.stderr)
         return 2
@@ -564,6 +761,7 @@ def main() -> int:
     }
     try:
         key, notes = setup(gw_port, everything_on=True)
+        routing_groups_ensure()
         report["setup"]["gateway_workspace"] = notes
         report["host"]["waited_for_quiet_s"] = 0.0 if args.smoke else wait_quiet(args.wait_quiet)
         # how steadily the VM's CPUs run, before and after: slow episodes here set the p99s
@@ -577,9 +775,11 @@ def main() -> int:
         wait_http(f"http://127.0.0.1:{fake_port}/health", proc=fake)
         embedder = spawn(procfile_command("embedder", 0), CLIENT_CPU, logdir / "embedder.log")
         gw_env = {**os.environ, "WEB_CONCURRENCY": "1"}
+        gateway = Target("gateway", gw_port, key, procfile_command("web", gw_port, gw_env), env=gw_env)
         targets = [
             Target("direct", fake_port, None, None),
-            Target("gateway", gw_port, key, procfile_command("web", gw_port, gw_env), env=gw_env),
+            gateway,
+            Target(THREE, gw_port, key, None, model=THREE_MODEL, host=gateway),  # the routing figure
         ]
         report["setup"]["gateway_command"] = " ".join(targets[1].command or [])
         if not args.skip_bare:
@@ -610,13 +810,14 @@ def main() -> int:
                 results["single"] = measured(target, concurrency=4, seconds=30, requests=100)
                 results["open500"] = measured(target, rate=100, seconds=1)
                 results["stream"] = measured(target, concurrency=8, seconds=30, requests=40, stream=True,
-                                             body=body_for(True, chunk_ms=5))
+                                             body=body_for(True, chunk_ms=5, model=target.model))
                 _print_tests(target.name, results)
             else:
                 # warm: directory, pools, code paths (LiteLLM gently: a backlog would spill into the runs)
                 warm = 2 if target.name == "litellm" else 16
                 load(target, concurrency=warm, seconds=2)
-                load(target, concurrency=warm, seconds=2, stream=True, body=body_for(True, chunk_ms=args.chunk_ms))
+                load(target, concurrency=warm, seconds=2, stream=True,
+                     body=body_for(True, chunk_ms=args.chunk_ms, model=target.model))
             if target.name == "litellm":  # 50-100x slower: measured alone, then stopped
                 for test, kwargs in tests.items():
                     settle(target)
@@ -625,11 +826,11 @@ def main() -> int:
                 if not args.skip_ladder:
                     settle(target)
                     results["ladder"] = ladders([target], p99_limit, args.ladder_seconds)[target.name]
-            if target.name == "litellm" or args.smoke:
+            if target.name == "litellm":
                 results["peak_rss_mb"] = target.rss().get("max_process")
                 results["rss_mb"] = target.rss()
                 target.stop()
-        climbing = [t for t in targets if t.name not in ("litellm", AGAIN)]
+        climbing = [t for t in targets if t.name not in ("litellm", AGAIN, THREE)]
         if not args.smoke:
             together = [t for t in targets if t.name != "litellm"]
             rounds = ROUNDS
@@ -639,19 +840,24 @@ def main() -> int:
                                                         for t, kw in tests.items()}, rounds).items():
                 report["tests"][name].update(by_test)
                 _print_tests(name, by_test)
-        if "gateway" in report["tests"]:
-            gateway_sent = sum(report["tests"]["gateway"][t]["requests"] + report["tests"]["gateway"][t]["errors"]
-                               for t in ("single", "open500", "stream"))
+        gateway_sent = sum(report["tests"][name][t]["requests"] + report["tests"][name][t]["errors"]
+                           for name in ("gateway", THREE) if name in report["tests"]
+                           for t in ("single", "open500", "stream"))
         if not args.smoke and not args.skip_ladder:
             print("\nladder: every rate on each target in turn", flush=True)
             for name, result in ladders(climbing, p99_limit, args.ladder_seconds).items():
                 report["tests"][name]["ladder"] = result
-        if not args.smoke:
-            for target in targets:
-                if target.name != "litellm":
-                    report["tests"][target.name]["peak_rss_mb"] = target.rss().get("max_process")
-                    report["tests"][target.name]["rss_mb"] = target.rss()
-                    target.stop()
+        report["routing"] = routing_cpu(report["tests"])
+        if not args.skip_failover:
+            rate, seconds = (50.0, 2.0) if args.smoke else (args.failover_rate, args.failover_seconds)
+            print(f"\nfailover: {FAILOVER_MODEL} at {rate:g} req/s for {seconds:g} s, healthy then faulted", flush=True)
+            report["failover"] = failover_run(gateway, fake_port, rate=rate, seconds=seconds)
+            gateway_sent += report["failover"]["baseline"]["requests"] + report["failover"]["requests"]
+        for target in targets:  # the smoke run's too: the failover needed its gateway
+            if target.name != "litellm" and target.host is None:
+                report["tests"][target.name]["peak_rss_mb"] = target.rss().get("max_process")
+                report["tests"][target.name]["rss_mb"] = target.rss()
+                target.stop()
         if not args.smoke and not args.skip_slow_streams:
             slow_streams(report, targets, key, gw_port, args, logdir)
         if not args.smoke:
@@ -732,6 +938,12 @@ def smoke_checks(report: dict[str, Any], usage_before: int, rows_before: int, ga
         checks[f"{name}: every request answered"] = {
             "ok": all(r["errors"] == 0 and r["ok"] == r["requests"] and r["ok"] > 0 for r in runs.values()),
             "detail": f"sent {sent}, answered 2xx {answered}"}
+    fo = report.get("failover")
+    if fo:
+        checks["gateway: the failover run answered every request"] = {
+            "ok": fo["errors"] == 0 and fo["requests"] > 0 and fo["baseline"]["errors"] == 0,
+            "detail": f"{fo['errors']} of {fo['requests']} failed over {fo['failover']['deployments']}, "
+                      f"baseline {fo['baseline']['errors']} of {fo['baseline']['requests']}"}
     recorded = usage_recorded(usage_before)
     checks["gateway: a usage event per request"] = {
         "ok": recorded == gateway_sent and gateway_sent > 0,

@@ -15,6 +15,9 @@ fake provider's control endpoint:
   second half  {"status": 503}                deployment A is dead
   end          cleared                        (also on Ctrl-C or an error)
 
+With `--no-fault` no fault is set: the same run on a healthy group, the baseline the
+failover's latency is compared with (benchmarks/bench.py runs both).
+
 Requests leave on a fixed schedule whatever the answers do (open loop), and a request's
 latency counts from its scheduled time, so a gateway that falls behind is charged for
 the wait. Each request has a unique prompt and `x-aiproxy-cache: no-cache`, so none is
@@ -123,10 +126,18 @@ def summary(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 
 
 def report_build(
-    outcomes: Sequence[Outcome], *, url: str, model: str, rate: float, seconds: float, elapsed: float
+    outcomes: Sequence[Outcome],
+    *,
+    url: str,
+    model: str,
+    rate: float,
+    seconds: float,
+    elapsed: float,
+    faulted: bool = True,
 ) -> dict[str, Any]:
-    """The run's JSON report: the whole run, then each half with the fault it ran under."""
-    faults = dict(zip(PHASES, (FLAKY, DEAD), strict=True))
+    """The run's JSON report: the whole run, then each half with the fault it ran under
+    (None in a run without the fault)."""
+    faults = dict(zip(PHASES, (FLAKY, DEAD) if faulted else (None, None), strict=True))
     halves = {
         phase: {"fault": faults[phase], **summary([o for o in outcomes if phase_of(o.offset, seconds) == phase])}
         for phase in PHASES
@@ -181,10 +192,11 @@ async def fault_set(control: httpx.AsyncClient, name: str, fault: dict[str, Any]
 
 
 async def load_run(
-    *, url: str, key: str, model: str, fake_url: str, fault: str, rate: float, seconds: float, timeout: float
+    *, url: str, key: str, model: str, fake_url: str, fault: str | None, rate: float, seconds: float, timeout: float
 ) -> list[Outcome]:
     """The run: fault flaky, the first half of the schedule, fault dead, the second half,
-    every answer awaited, fault cleared."""
+    every answer awaited, fault cleared. With `fault` None, the same schedule and nothing
+    set: the baseline."""
     offsets = schedule(rate, seconds)
     headers = {"authorization": f"Bearer {key}", "x-aiproxy-cache": "no-cache"}
     limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=256)
@@ -192,13 +204,14 @@ async def load_run(
         httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, limits=limits, timeout=timeout) as client,
         httpx.AsyncClient(base_url=fake_url.rstrip("/"), timeout=10) as control,
     ):
-        await fault_set(control, fault, FLAKY)
+        if fault is not None:
+            await fault_set(control, fault, FLAKY)
         try:
             tasks: list[asyncio.Task[Outcome]] = []
             dead = False
             start = time.perf_counter()
             for offset in offsets:
-                if not dead and phase_of(offset, seconds) == PHASES[1]:
+                if fault is not None and not dead and phase_of(offset, seconds) == PHASES[1]:
                     await fault_set(control, fault, DEAD)
                     dead = True
                 await asyncio.sleep(max(0.0, start + offset - time.perf_counter()))
@@ -207,7 +220,8 @@ async def load_run(
                 )
             return list(await asyncio.gather(*tasks))
         finally:
-            await fault_set(control, fault, None)
+            if fault is not None:
+                await fault_set(control, fault, None)
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -227,6 +241,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="the fake provider, for its fault control (default: $FAKE_PROVIDER_URL)",
     )
     parser.add_argument("--fault", default=FAULT, help="the named fault deployment A obeys")
+    parser.add_argument("--no-fault", action="store_true", help="set no fault: the healthy baseline run")
     parser.add_argument("--rate", type=float, default=200.0, help="requests a second")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long requests are sent")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds before a request is given up")
@@ -251,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             key=args.key,
             model=args.model,
             fake_url=args.fake_url,
-            fault=args.fault,
+            fault=None if args.no_fault else args.fault,
             rate=args.rate,
             seconds=args.seconds,
             timeout=args.timeout,
@@ -264,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         rate=args.rate,
         seconds=args.seconds,
         elapsed=time.perf_counter() - began,
+        faulted=not args.no_fault,
     )
     print(json.dumps(report, indent=2))
     return 0

@@ -109,3 +109,24 @@ def test_a_short_run_against_the_fake_alone_obeys_and_then_clears_the_fault(fake
     assert dead["error_rate"] == 1.0 and dead["errors_by_kind"] == {"HTTP 503": 50}
     assert report["deployments"] == {NO_HEADER: 100}
     assert httpx.get(f"{fake_provider_url}/control/faults/{fault}").status_code == 404
+
+
+def test_a_run_without_the_fault_sets_nothing_and_reports_no_fault(fake_provider_url: str) -> None:
+    """The baseline: the same schedule, the fault never set, so a deployment obeying it
+    answers every request."""
+    fault = "bench-test-" + uuid.uuid4().hex[:8]
+    outcomes = asyncio.run(
+        failover.load_run(
+            url=fake_provider_url + "/v1",
+            key="k",
+            model=f"gpt-fake[[fake:fault={fault}]]",
+            fake_url=fake_provider_url,
+            fault=None,
+            rate=50,
+            seconds=1,
+            timeout=10,
+        )
+    )
+    report = failover.report_build(outcomes, url="u", model="m", rate=50, seconds=1, elapsed=1, faulted=False)
+    assert report["requests"] == 50 and report["errors"] == 0
+    assert report["phases"]["flaky"]["fault"] is None and report["phases"]["dead"]["fault"] is None
