@@ -8,7 +8,6 @@ test) instead of wrapping each test in a rolled-back transaction.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -17,15 +16,6 @@ import pytest
 
 from tests.servers import ROOT, free_port, process_stop, wait_http
 from tests.testenv import EXTERNAL_REDIS
-
-# Many tests make the demo models' fake upstream fail on purpose ([[fake:status=500]],
-# hangs, cuts), all on the one Redis every gateway process of the session shares. With the
-# default breaker those deliberate failures would open the demo deployments' circuits and
-# turn unrelated later tests' answers into 503s. So every process started from here gets a
-# breaker that does not open; tests/e2e/test_routing.py and tests/gateway/test_health.py
-# start their gateways and boards with breakers that do.
-os.environ.setdefault("GATEWAY_BREAKER_FAILURES", "1000000")
-os.environ.setdefault("GATEWAY_BREAKER_MIN_REQUESTS", "1000000")
 
 
 @pytest.fixture(scope="session")

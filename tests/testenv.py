@@ -19,6 +19,15 @@ os.environ["AIPROXY_DATA_DIR"] = os.environ.get("AIPROXY_TEST_DATA_DIR") or str(
     Path(__file__).resolve().parent.parent / ".aiproxy" / "test"
 )
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Many tests make the demo models' fake upstream fail on purpose ([[fake:status=500]],
+# hangs, cuts), all on the one Redis every gateway process of the session shares. With the
+# default breaker those deliberate failures would open the demo deployments' circuits and
+# turn unrelated later tests' answers into 503s. So every process the suite starts (and the settings of this one) gets a
+# breaker that does not open; tests/e2e/test_routing.py and tests/gateway/test_health.py
+# start their gateways and boards with breakers that do.
+os.environ.setdefault("GATEWAY_BREAKER_FAILURES", "1000000")
+os.environ.setdefault("GATEWAY_BREAKER_MIN_REQUESTS", "1000000")
 EXTERNAL_REDIS = bool(os.environ.get("REDIS_URL"))
 if os.environ.get("DATABASE_URL"):
     os.environ.setdefault("AIPROXY_DEV_SECRETS", "1")  # the suite's secrets: generated under its data dir
