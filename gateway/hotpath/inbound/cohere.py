@@ -45,10 +45,12 @@ from typing import Any
 
 import orjson
 
-from ..directory import ModelGroup, group_owner
-from ..errors import GatewayError, invalid_request, not_found
+from ..errors import GatewayError, invalid_request
 from ..validate import TOOL_NAME, _schema_problem, _type_name, image_url_validate, json_body
 from . import InboundChat
+
+# no token counting here (no such endpoint); model objects as OpenAI's
+from .openai import count_tokens_encode, count_tokens_parse, model_object  # noqa: F401
 
 WIRE = "cohere"
 CHAT_ENDPOINT = "chat"
@@ -599,19 +601,7 @@ def stream_encoder(model: str, *, include_usage: bool) -> StreamEncoder:
     return StreamEncoder(model, include_usage=include_usage)
 
 
-def count_tokens_parse(raw: bytes, *, model: str | None = None) -> InboundChat:
-    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
-
-
-def count_tokens_encode(tokens: int) -> bytes:
-    raise not_found("This API has no token-counting endpoint.", code="unknown_url")
-
-
-# --- models ------------------------------------------------------------------------------------
-
-def model_object(group: ModelGroup) -> dict[str, Any]:
-    return {"id": group.name, "object": "model", "created": group.created, "owned_by": group_owner(group)}
-
+# --- models (listed as OpenAI lists them; Cohere's SDK has no model listing of its own to match) ---
 
 def models_page(models: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"data": models})
