@@ -135,6 +135,10 @@ class OpenAINative:
 # --- Anthropic client, Anthropic upstream -----------------------------------------------------------
 
 class _AnthropicRelay(Relay):
+    def __init__(self, response: upstream.Response, encoder: StreamEncoder, *, keep: bool, model: str) -> None:
+        super().__init__(response, encoder, keep=keep)
+        self.model = model  # the client's name for it, in the cached completion
+
     async def events(self) -> AsyncIterator[bytes]:
         async for item in sse_events(self.response):
             self.usage = anthropic_upstream.event_usage(item, self.usage)
@@ -150,8 +154,6 @@ class _AnthropicRelay(Relay):
             return None
         message = anthropic_upstream.message_from_events(self.raw)
         return None if message is None else anthropic_upstream.completion_from_message(message, self.model, as_json=False)
-
-    model = ""
 
 
 @dataclass(slots=True)
@@ -178,9 +180,8 @@ class AnthropicNative:
 
         response = await anthropic_upstream.messages_send(session, deployment, self.native, stream=True,
                                                           headers=self.forwarded)
-        relay = _AnthropicRelay(response, anthropic_inbound.StreamEncoder(self.model, include_usage=True), keep=keep)
-        relay.model = self.model
-        return relay
+        return _AnthropicRelay(response, anthropic_inbound.StreamEncoder(self.model, include_usage=True), keep=keep,
+                               model=self.model)
 
 
 # --- any other pair: through the internal format ---------------------------------------------------
